@@ -1,0 +1,281 @@
+"""The ``genlab`` command line — the only code that talks to the terminal.
+
+Bad input (unknown experiment or key, wrong type, out-of-range value, unreadable YAML) gets one
+line naming the field and what is allowed, exit code 2, and nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from genlab import __version__
+from genlab.errors import InputError
+from genlab.store import Store, resolve_home
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+HOME_OPTION = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="genlab home folder (default: $GENLAB_HOME or ./genlab-runs)",
+)
+
+
+@contextmanager
+def _progress_bar(description: str, total: int) -> Iterator[Any]:
+    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, disable=not err.is_terminal, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+
+        class _Bar:
+            def advance(self, n: int = 1) -> None:
+                progress.advance(task, n)
+
+        yield _Bar()
+
+
+def _open_store(home: Path | None, must_exist: bool = False) -> Store | None:
+    path = resolve_home(home) / "genlab.sqlite"
+    if must_exist and not path.exists():
+        return None
+    return Store(home)
+
+
+def _build(name: str, preset: str | None, config_file: Path | None, sets: Sequence[str], seed: int | None):
+    from genlab.config import build_config, load_yaml, parse_assignments
+    from genlab.experiments import get_experiment
+
+    exp = get_experiment(name)
+    overrides: dict[str, Any] = {}
+    if config_file is not None:
+        overrides.update(load_yaml(config_file))
+    overrides.update(parse_assignments(list(sets)))
+    if seed is not None:
+        overrides["seed"] = seed
+    return exp, build_config(exp.Config, preset, overrides)
+
+
+def _verdict_table(verdicts: Sequence[Any], title: str) -> Table:
+    table = Table(title=title, show_lines=False, expand=False)
+    for col in ("claim", "predicted", "measured", "verdict"):
+        table.add_column(col, overflow="fold")
+    for v in verdicts:
+        table.add_row(v.claim, v.predicted, v.measured, "[green]pass[/]" if v.passed else "[red]FAIL[/]")
+    return table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genlab")
+def cli() -> None:
+    """genlab: measure, reproduce and check what gradient descent finds and why it generalizes."""
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """List the registered experiments."""
+    from genlab.experiments import registry
+
+    table = Table(title="experiments")
+    table.add_column("name")
+    table.add_column("title", overflow="fold")
+    table.add_column("paper", overflow="fold")
+    for name, exp in registry().items():
+        table.add_row(name, exp.title, exp.paper)
+    out.print(table)
+
+
+@cli.command("run")
+@click.argument("name")
+@click.option("--quick", "preset", flag_value="quick", help="the quick preset (under a minute on 2 cores)")
+@click.option("--full", "preset", flag_value="full", help="the full preset (the paper's scale where feasible)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override one config value (repeatable)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML file of config values")
+@click.option("--seed", type=int, default=None, help="seed of the run")
+@HOME_OPTION
+def run_cmd(name: str, preset: str | None, sets: tuple[str, ...], config_file: Path | None, seed: int | None, home: Path | None) -> None:
+    """Run experiment NAME into the store and print its verdicts."""
+    from genlab.runner import execute
+
+    exp, config = _build(name, preset, config_file, sets, seed)
+    store = Store(home)
+    err.print(f"running [bold]{name}[/] ({preset or 'default'} preset) into {store.home}")
+    t0 = time.time()
+    outcome = execute(name, config, store, preset=preset, progress_factory=_progress_bar)
+    if outcome.status == "failed":
+        err.print(f"[red]run {outcome.run_id} failed[/]: {outcome.error}")
+        sys.exit(1)
+    out.print(_verdict_table(outcome.verdicts, f"{name} · run {outcome.run_id} · {outcome.status} · {time.time() - t0:.1f} s"))
+
+
+@cli.command("runs")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.option("--experiment", default=None, help="only runs of this experiment")
+@HOME_OPTION
+def runs_cmd(as_json: bool, experiment: str | None, home: Path | None) -> None:
+    """List the runs in the store."""
+    store = _open_store(home, must_exist=True)
+    runs = [] if store is None else store.runs(experiment=experiment)
+    if as_json:
+        for r in runs:
+            r["passed"] = [v.passed for v in store.checks(r["id"])] if store else []
+        click.echo(json.dumps(runs, indent=1))
+        return
+    table = Table(title=f"runs in {resolve_home(home)}")
+    for col in ("id", "experiment", "status", "preset", "seed", "started", "seconds", "checks"):
+        table.add_column(col)
+    for r in runs:
+        verdicts = store.checks(r["id"]) if store else []
+        seconds = f"{(r['ended'] or time.time()) - r['started']:.1f}"
+        checks = f"{sum(v.passed for v in verdicts)}/{len(verdicts)} pass" if verdicts else "-"
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"]))
+        table.add_row(str(r["id"]), r["experiment"], r["status"], r.get("preset") or "-", str(r["seed"]), started, seconds, checks)
+    out.print(table)
+
+
+def _get_run(store: Store | None, run_id: int) -> dict[str, Any]:
+    run = None if store is None else store.get_run(run_id)
+    if run is None:
+        raise InputError(f"RUN: no run with id {run_id} in the store")
+    return run
+
+
+@cli.command("show")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print JSON: config, verdicts, final metrics")
+@HOME_OPTION
+def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
+    """Show one run: config, verdicts and final metrics."""
+    store = _open_store(home, must_exist=True)
+    run = _get_run(store, run_id)
+    assert store is not None
+    verdicts = store.checks(run_id)
+    final = store.final_metrics(run_id)
+    if as_json:
+        payload = dict(run)
+        payload["verdicts"] = [v.as_dict() for v in verdicts]
+        payload["final_metrics"] = final
+        payload["artifacts"] = store.artifacts(run_id)
+        click.echo(json.dumps(payload, indent=1, default=str))
+        return
+    out.print(f"[bold]run {run_id}[/] · {run['experiment']} · {run['status']} · seed {run['seed']}")
+    out.print_json(json.dumps(run["config"]))
+    if verdicts:
+        out.print(_verdict_table(verdicts, "verdicts"))
+    table = Table(title="final metrics")
+    table.add_column("name")
+    table.add_column("value")
+    for k, v in sorted(final.items()):
+        table.add_row(k, f"{v:.6g}")
+    out.print(table)
+    if run.get("error"):
+        out.print(run["error"])
+
+
+def _titles() -> dict[str, str]:
+    from genlab.experiments import registry
+
+    return {name: exp.title for name, exp in registry().items()}
+
+
+@cli.command("report")
+@click.argument("run_ids", metavar="[RUN]...", nargs=-1, type=int)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="HTML file to write (default: HOME/report.html)")
+@HOME_OPTION
+def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, home: Path | None) -> None:
+    """Write one self-contained HTML report of the given runs (default: the latest run of each experiment)."""
+    from genlab.report import write_report
+
+    store = _open_store(home, must_exist=True)
+    if store is None:
+        raise InputError(f"--home: no genlab store in {resolve_home(home)}")
+    ids = list(run_ids)
+    for i in ids:
+        _get_run(store, i)
+    if not ids:
+        latest: dict[str, int] = {}
+        for r in store.runs():
+            if r["status"] != "running":
+                latest[r["experiment"]] = r["id"]
+        ids = list(latest.values())
+    path = write_report(store, ids, out_path or store.home / "report.html", titles=_titles())
+    out.print(f"wrote {path}")
+
+
+@cli.command("atlas")
+@click.option("--quick", "preset", flag_value="quick", help="quick presets (the default)")
+@click.option("--full", "preset", flag_value="full", help="full presets (paper scale; long)")
+@click.option("--only", multiple=True, help="run only these experiments (repeatable)")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="HTML file (default: HOME/atlas.html)")
+@HOME_OPTION
+def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, home: Path | None) -> None:
+    """Run every registered experiment and write one report whose first table lists every claim."""
+    from genlab.config import build_config
+    from genlab.experiments import get_experiment, registry
+    from genlab.report import write_report
+    from genlab.runner import execute
+
+    preset = preset or "quick"
+    names = list(only) or list(registry())
+    configs = {n: build_config(get_experiment(n).Config, preset) for n in names}
+    store = Store(home)
+    ids, t0 = [], time.time()
+    summary = Table(title=f"atlas ({preset})")
+    for col in ("experiment", "run", "status", "claims passed", "seconds"):
+        summary.add_column(col)
+    for name in names:
+        t1 = time.time()
+        err.print(f"[bold]{name}[/] …")
+        outcome = execute(name, configs[name], store, preset=preset, progress_factory=_progress_bar)
+        ids.append(outcome.run_id)
+        passed = sum(v.passed for v in outcome.verdicts)
+        summary.add_row(name, str(outcome.run_id), outcome.status, f"{passed}/{len(outcome.verdicts)}", f"{time.time() - t1:.1f}")
+        if outcome.error:
+            err.print(f"[red]{name} failed[/]: {outcome.error}")
+    path = write_report(store, ids, out_path or store.home / "atlas.html", titles=_titles(), heading=f"genlab atlas ({preset})")
+    out.print(summary)
+    out.print(f"wrote {path} in {time.time() - t0:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: bad input is one line on stderr and exit code 2."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="genlab", standalone_mode=False)
+    except InputError as exc:
+        click.echo(f"genlab: error: {exc}", err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        msg = exc.format_message().replace("\n", " ")
+        click.echo(f"genlab: error: {msg}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("genlab: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("genlab: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""What every experiment module provides.
+
+An experiment module defines a subclass of :class:`Experiment` and exposes one instance as
+``EXPERIMENT``; the registry (:mod:`genlab.experiments`) finds it. ``run`` trains and measures
+and returns a JSON-able result (also stored as an artifact); ``checks`` and ``figures`` are pure
+functions of the config and that result, so a report can be redrawn without rerunning.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from genlab.config import ExperimentConfig
+from genlab.store import Verdict
+
+Result = dict[str, Any]
+
+__all__ = ["Experiment", "ExperimentConfig", "Result", "Verdict"]
+
+
+class Experiment(ABC):
+    """One reproducible phenomenon: its config, how to run it, what to check, what to draw."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    paper: ClassVar[str]  # authors, year, title / arXiv id of the claim checked
+    Config: ClassVar[type[ExperimentConfig]]
+
+    @abstractmethod
+    def run(self, config: ExperimentConfig, recorder: Any) -> Result:
+        """Train and measure; record metrics through ``recorder``; return the result.
+
+        A result with ``"status": "diverged"`` marks the whole run as diverged (a recorded
+        result, not a crash)."""
+
+    @abstractmethod
+    def checks(self, config: ExperimentConfig, result: Result) -> list[Verdict]:
+        """The verdicts, computed from the measurements in ``result``; failures are kept."""
+
+    def figures(self, config: ExperimentConfig, result: Result) -> dict[str, Any]:
+        """Matplotlib figures by file name (``name.png``)."""
+        return {}

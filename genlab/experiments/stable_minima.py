@@ -1,0 +1,367 @@
+"""stable-minima: gradient descent with a large fixed step size finds sparse linear-spline fits.
+
+Claim (Mulayoff, Michaeli & Soudry 2021, "The implicit bias of minima stability: a view from
+function space", NeurIPS; Qiao, Zhang, Singh, Soudry & Wang 2024, "Stable minima cannot overfit
+in univariate ReLU networks: generalization by large step sizes", arXiv 2406.06838): full-batch
+GD with step η can only converge to minima with λ_max(∇²L) ≤ 2/η; for a two-layer univariate
+ReLU network this bounds the weighted variation ∫|f''|g ≤ λ_max/2 − 1/2 + (R+1)·sqrt(2L)
+(Liang, Qiao, Wang & Parhi 2025, arXiv 2506.20779, Thm 3.2; = 1/η − 1/2 when interpolating),
+so larger step sizes give smoother, sparser fits of noisy data.
+
+Setup: n noisy samples of a smooth f*, inputs standardized; f(x) = Σ_k v_k relu(w_k x + b_k) + c
+of width k; L = (1/2n)Σ(f(x_j) − y_j)²; one GD run per η from the same initialization, each
+until the gradient norm falls below ``grad_tol`` or the step budget ``ceil(flow_time/η)``
+(the same gradient-flow time for every η, capped by ``max_steps``) is spent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+from scipy.stats import spearmanr
+
+from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
+from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
+from genlab.models.relu1d import TwoLayerReLU1D
+from genlab.probes.dense import dense_top_eigenvalue
+from genlab.probes.function_space import (
+    effective_knots,
+    relu1d_knots,
+    slope_total_variation,
+    weighted_total_variation,
+)
+from genlab.theory.splines import linear_spline_interpolant
+from genlab.theory.stability import interpolating_tv_bound, stability_weight, stable_tv_bound
+from genlab.train import Measurement, Trainer
+
+PAPER = (
+    "Mulayoff, Michaeli & Soudry 2021 (NeurIPS, 'The implicit bias of minima stability'); "
+    "Qiao, Zhang, Singh, Soudry & Wang 2024 (arXiv 2406.06838)"
+)
+
+
+class StableMinimaConfig(ExperimentConfig):
+    """Config of :class:`StableMinima`."""
+
+    n: int = Field(30, ge=2, description="number of training points")
+    ground_truth: Literal[tuple(GROUND_TRUTHS)] = "sine"  # type: ignore[valid-type]
+    noise: float = Field(0.1, ge=0, description="label noise standard deviation σ")
+    design: Literal["uniform", "grid"] = "uniform"
+    width: int = Field(100, ge=1, description="number of hidden ReLU units k")
+    init_scale: float = Field(0.1, gt=0, description="std of w, b and sqrt(k)·v at initialization")
+    step_sizes: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0], min_length=1, description="GD step sizes η"
+    )
+    flow_time: float = Field(10000.0, gt=0, description="budget per run as η·steps (gradient-flow time)")
+    max_steps: int = Field(100_000, ge=1, description="cap on the steps of any run")
+    grad_tol: float = Field(1e-3, gt=0, description="converged when ‖∇L‖ falls below this")
+    stability_tol: float = Field(0.01, ge=0, description="relative slack of check (a): λ_max ≤ (2/η)(1 + tol)")
+    knot_merge: float = Field(0.01, ge=0, description="knots closer than this fraction of the data range count as one")
+    knot_threshold: float = Field(0.02, ge=0, lt=1, description="a knot counts if |jump| ≥ this fraction of ∫|f''|")
+    measure_every: int = Field(1000, ge=1, description="sharpness recorded every this many steps")
+
+    @field_validator("step_sizes")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        bad = [e for e in v if not (e > 0 and math.isfinite(e))]
+        if bad:
+            raise ValueError(f"every step size must be a finite number > 0, got {bad[0]}")
+        return sorted(v)
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        return {
+            "quick": {},
+            # Qiao et al.'s scale: width 100, noisy labels, step sizes from small to the stability limit.
+            "full": {
+                "n": 50,
+                "step_sizes": [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+                "flow_time": 50000.0,
+                "max_steps": 2_000_000,
+                "grad_tol": 1e-4,
+                "measure_every": 2000,
+            },
+        }
+
+
+def _mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L = (1/2n) Σ (f(x_j) − y_j)² (the normalization of Mulayoff et al. 2021)."""
+    return 0.5 * torch.mean((output - target) ** 2)
+
+
+def _to_midpoint(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eta: float) -> None:
+    """Replace θ_T by (θ_T + θ_{T+1})/2, one more GD step averaged in.
+
+    A run that has not converged at its budget typically ends in a period-2 oscillation along the
+    top Hessian eigenvector (the edge of stability: Cohen, Kaur, Li, Kolter & Talwalkar 2021,
+    arXiv 2103.00065); the midpoint of two consecutive iterates removes that oscillation, which
+    would otherwise show up as a shifted fit (Cohen, Damian, Talwalkar, Kolter & Lee 2024,
+    arXiv 2410.24206, follow the time-averaged iterate for the same reason)."""
+    before = [p.detach().clone() for p in model.parameters()]
+    Trainer(model, _mse_loss, (x, y), lr=eta, max_steps=1).fit()
+    with torch.no_grad():
+        for p, b in zip(model.parameters(), before):
+            p.add_(b).mul_(0.5)
+
+
+class StableMinima(Experiment):
+    name = "stable-minima"
+    title = "Stable minima of GD: large step sizes give sparse linear-spline fits"
+    paper = PAPER
+    Config = StableMinimaConfig
+
+    def run(self, config: StableMinimaConfig, recorder: Any) -> Result:
+        data = univariate_regression(config.n, config.ground_truth, config.noise, seed=config.seed, design=config.design)
+        x = torch.tensor(data.x, dtype=torch.float64)
+        y = torch.tensor(data.y, dtype=torch.float64)
+        lo, hi = float(data.x.min()), float(data.x.max())
+        radius = float(np.abs(data.x).max())
+        grid = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 400)
+        interior = (grid > lo + 0.1 * (hi - lo)) & (grid < hi - 0.1 * (hi - lo))
+        spline = linear_spline_interpolant(data.x, data.y)
+
+        budgets = {eta: min(config.max_steps, math.ceil(config.flow_time / eta)) for eta in config.step_sizes}
+        runs = []
+        with recorder.progress(self.name, sum(budgets.values())) as bar:
+            for eta in config.step_sizes:
+                model = TwoLayerReLU1D(
+                    config.width,
+                    torch.Generator().manual_seed(config.seed),
+                    in_scale=config.init_scale,
+                    out_scale=config.init_scale,
+                )
+                tag = f"eta={eta:g}/"
+                sharp = Measurement(
+                    config.measure_every,
+                    lambda m, step: {"sharpness": dense_top_eigenvalue(m, _mse_loss, (x, y))},
+                )
+                result = Trainer(
+                    model,
+                    _mse_loss,
+                    (x, y),
+                    lr=eta,
+                    max_steps=budgets[eta],
+                    grad_tol=config.grad_tol,
+                    seed=config.seed,
+                    measurements=[sharp],
+                    recorder=recorder,
+                    prefix=tag,
+                    log_every=max(budgets[eta] // 200, 1),
+                    progress=bar,
+                ).fit()
+                entry: dict[str, Any] = {
+                    "eta": eta,
+                    "status": result.status,
+                    "steps": result.steps,
+                    "loss": result.loss,
+                    "grad_norm": result.grad_norm,
+                    "reason": result.reason,
+                    "measured_at": "midpoint of the last two iterates" if result.status == "budget" else "last iterate",
+                }
+                if result.status == "budget":
+                    _to_midpoint(model, x, y, eta)
+                    result.loss = float(_mse_loss(model(x), y).detach())
+                if not result.diverged:
+                    knots = relu1d_knots(model)
+                    lam = dense_top_eigenvalue(model, _mse_loss, (x, y))
+                    with torch.no_grad():
+                        fit = model(torch.tensor(grid)).numpy()
+                    entry.update(
+                        sharpness=lam,
+                        weighted_tv=weighted_total_variation(knots, data.x),
+                        tv=slope_total_variation(knots, lo, hi),
+                        effective_knots=effective_knots(
+                            knots, lo, hi, config.knot_merge * (hi - lo), config.knot_threshold
+                        ),
+                        bound=stable_tv_bound(lam, result.loss, radius),
+                        bound_stable=stable_tv_bound(2.0 / eta, result.loss, radius),
+                        bound_interpolating=interpolating_tv_bound(eta),
+                        test_mse_interior=float(np.mean((fit[interior] - data.truth(grid[interior])) ** 2)),
+                        fit=fit.tolist(),
+                        knots=knots.positions.tolist(),
+                        jumps=knots.jumps.tolist(),
+                    )
+                    recorder.log_many(
+                        {
+                            tag + k: float(entry[k])
+                            for k in ("sharpness", "weighted_tv", "tv", "effective_knots", "bound", "test_mse_interior")
+                        },
+                        result.steps,
+                    )
+                runs.append(entry)
+
+        return {
+            "x": data.x.tolist(),
+            "y": data.y.tolist(),
+            "grid": grid.tolist(),
+            "truth": data.truth(grid).tolist(),
+            "spline": spline(grid).tolist(),
+            "spline_weighted_tv": float(
+                np.sum(np.abs(spline.knots()[1]) * stability_weight(data.x, spline.knots()[0]))
+            ),
+            "spline_tv": spline.total_variation_of_slope(lo, hi),
+            "radius": radius,
+            "runs": runs,
+        }
+
+    def checks(self, config: StableMinimaConfig, result: Result) -> list[Verdict]:
+        runs = result["runs"]
+        alive = [r for r in runs if r["status"] != "diverged"]
+        converged = [r for r in runs if r["status"] == "converged"]
+        diverged = [r for r in runs if r["status"] == "diverged"]
+        out: list[Verdict] = []
+        tol = config.stability_tol
+
+        # (a) linear stability at every converged run
+        others = [r for r in alive if r["status"] != "converged"]
+        eos = (
+            "; not converged (ended oscillating): "
+            + ", ".join(f"η={r['eta']:g} λη/2={r['sharpness'] * r['eta'] / 2:.3f}" for r in others)
+            if others
+            else ""
+        )
+        if converged:
+            ratios = [r["sharpness"] * r["eta"] / 2.0 for r in converged]
+            worst = max(ratios)
+            out.append(
+                Verdict(
+                    claim="(a) every converged GD run sits at a linearly stable minimum: λ_max ≤ 2/η",
+                    predicted="max over converged runs of λ_max·η/2 ≤ 1",
+                    measured=f"max λ_max·η/2 = {worst:.4f} over {len(converged)} converged runs "
+                    f"(η = {', '.join(format(r['eta'], 'g') for r in converged)}){eos}",
+                    tolerance=f"{tol:g} relative (the iterate is within ‖∇L‖ ≤ {config.grad_tol:g} of the minimum)",
+                    passed=worst <= 1.0 + tol,
+                    paper=PAPER,
+                )
+            )
+        else:
+            out.append(
+                Verdict(
+                    claim="(a) every converged GD run sits at a linearly stable minimum: λ_max ≤ 2/η",
+                    predicted="at least one converged run to test",
+                    measured=f"no run reached ‖∇L‖ ≤ {config.grad_tol:g} within its budget{eos}",
+                    tolerance=f"{tol:g} relative",
+                    passed=False,
+                    paper=PAPER,
+                )
+            )
+
+        # (b) the weighted-variation bound at every non-diverged run
+        if alive:
+            margins = [r["bound"] - r["weighted_tv"] for r in alive]
+            worst_run = alive[int(np.argmin(margins))]
+            out.append(
+                Verdict(
+                    claim="(b) ∫|f''|g ≤ λ_max/2 − 1/2 + (R+1)·sqrt(2L) at the end of every non-diverged run",
+                    predicted=f"weighted TV ≤ bound (tightest at η={worst_run['eta']:g}: {worst_run['bound']:.4g})",
+                    measured=f"weighted TV {worst_run['weighted_tv']:.4g} there; min margin {min(margins):.4g} "
+                    f"over {len(alive)} runs",
+                    tolerance="exact inequality (1e-9 for rounding)",
+                    passed=min(margins) >= -1e-9,
+                    paper="Liang, Qiao, Wang & Parhi 2025, arXiv 2506.20779, Thm 3.2; Mulayoff et al. 2021, eq. 21",
+                )
+            )
+        # (c) sparsity and smoothness fall with η
+        if len(alive) >= 3:
+            etas = [r["eta"] for r in alive]
+            rho_tv = float(spearmanr(etas, [r["weighted_tv"] for r in alive]).statistic)
+            rho_k = float(spearmanr(etas, [r["effective_knots"] for r in alive]).statistic)
+            for label, rho, values in (
+                ("weighted TV", rho_tv, [r["weighted_tv"] for r in alive]),
+                ("effective knots", rho_k, [r["effective_knots"] for r in alive]),
+            ):
+                shown = ", ".join(f"{v:.3g}" for v in values)
+                out.append(
+                    Verdict(
+                        claim=f"(c) {label} of the fit falls as the step size grows",
+                        predicted="Spearman ρ(η, value) < 0",
+                        measured=f"ρ = {rho:.3f} over η = {', '.join(format(e, 'g') for e in etas)} (values {shown})",
+                        tolerance="sign only",
+                        passed=bool(np.isfinite(rho) and rho < 0),
+                        paper=PAPER,
+                    )
+                )
+        else:
+            out.append(
+                Verdict(
+                    claim="(c) weighted TV and effective knots fall as the step size grows",
+                    predicted="at least 3 non-diverged runs",
+                    measured=f"{len(alive)} non-diverged runs",
+                    tolerance="sign only",
+                    passed=False,
+                    paper=PAPER,
+                )
+            )
+        if diverged:
+            out.append(
+                Verdict(
+                    claim="runs that diverge are reported (not a failure of the theory)",
+                    predicted="divergence only where GD cannot be stable",
+                    measured="diverged at η = " + ", ".join(f"{r['eta']:g} (step {r['steps']})" for r in diverged),
+                    tolerance="reported",
+                    passed=True,
+                    paper=PAPER,
+                )
+            )
+        return out
+
+    def figures(self, config: StableMinimaConfig, result: Result) -> dict[str, Any]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        runs = [r for r in result["runs"] if r["status"] != "diverged"]
+        grid = np.asarray(result["grid"])
+        figs: dict[str, Any] = {}
+
+        ncols = min(3, max(len(runs), 1))
+        nrows = max(math.ceil(len(runs) / ncols), 1)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, sharey=True)
+        for ax, r in zip(axes.flat, runs):
+            ax.plot(grid, result["truth"], color="0.6", lw=1.5, label="ground truth f*")
+            ax.plot(grid, result["spline"], color="tab:orange", lw=0.9, ls="--", label="linear-spline interpolant")
+            ax.plot(grid, r["fit"], color="tab:blue", lw=1.6, label="GD fit")
+            ax.scatter(result["x"], result["y"], s=12, color="k", zorder=3, label="data")
+            ks = [k for k in r["knots"] if grid[0] <= k <= grid[-1]]
+            ax.plot(ks, np.interp(ks, grid, r["fit"]), "|", color="tab:red", ms=8, alpha=0.6)
+            ax.set_title(
+                f"η={r['eta']:g} ({r['status']}): λ={r['sharpness']:.3g}, 2/η={2 / r['eta']:.3g}\n"
+                f"∫|f''|g={r['weighted_tv']:.3g}, knots={r['effective_knots']}",
+                fontsize=8,
+            )
+        for ax in list(axes.flat)[len(runs):]:
+            ax.axis("off")
+        axes.flat[0].legend(fontsize=6, loc="best")
+        fig.suptitle("GD fits by step size (red ticks: knots of the network)", fontsize=10)
+        fig.tight_layout()
+        figs["fits.png"] = fig
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        inv = np.array([1 / r["eta"] for r in runs])
+        ax1.plot(inv, [r["weighted_tv"] for r in runs], "o-", label="measured ∫|f''|g")
+        ax1.plot(inv, [r["bound"] for r in runs], "s--", label="bound λ/2 − 1/2 + (R+1)√(2L)")
+        ax1.plot(inv, [r["bound_interpolating"] for r in runs], ":", color="0.4", label="1/η − 1/2 (interpolating)")
+        ax1.axhline(result["spline_weighted_tv"], color="tab:orange", lw=0.8, label="linear-spline interpolant")
+        ax1.set_xlabel("1/η")
+        ax1.set_ylabel("weighted total variation")
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
+        ax1.legend(fontsize=7)
+        ax2.plot([r["eta"] for r in runs], [r["sharpness"] for r in runs], "o-", label="λ_max at the end")
+        etas = np.linspace(min(r["eta"] for r in runs), max(r["eta"] for r in runs), 100)
+        ax2.plot(etas, 2 / etas, "k--", lw=1, label="2/η")
+        ax2.set_xlabel("η")
+        ax2.set_ylabel("sharpness")
+        ax2.set_yscale("log")
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        figs["bound.png"] = fig
+        return figs
+
+
+EXPERIMENT = StableMinima()

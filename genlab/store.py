@@ -1,0 +1,307 @@
+"""The run store: one SQLite database (WAL) under the genlab home folder.
+
+Tables: ``runs`` (one row per run), ``metrics`` (run, step, name, value), ``checks`` (the
+verdicts) and ``artifacts`` (files under the home folder: figures, results, checkpoints).
+Every write is one transaction, so a process killed at any instant leaves a readable store;
+a run whose process died while ``running`` is reported (and marked) ``interrupted``.
+This module imports no torch (see the layering in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from genlab import __version__
+
+STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
+DEFAULT_HOME = "genlab-runs"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment TEXT NOT NULL,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    version TEXT NOT NULL,
+    preset TEXT,
+    sweep TEXT,
+    error TEXT,
+    host TEXT,
+    pid INTEGER,
+    pid_start TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_run_name ON metrics(run, name, step);
+CREATE TABLE IF NOT EXISTS checks (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    claim TEXT NOT NULL,
+    predicted TEXT NOT NULL,
+    measured TEXT NOT NULL,
+    tolerance TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    paper TEXT
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One checked claim: ``passed`` is computed from measurements and may be False."""
+
+    claim: str
+    predicted: str
+    measured: str
+    tolerance: str
+    passed: bool
+    paper: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim,
+            "predicted": self.predicted,
+            "measured": self.measured,
+            "tolerance": self.tolerance,
+            "passed": bool(self.passed),
+            "paper": self.paper,
+        }
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The home folder: ``home`` if given, else ``$GENLAB_HOME``, else ``./genlab-runs``."""
+    return Path(home or os.environ.get("GENLAB_HOME") or DEFAULT_HOME)
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of a process in clock ticks since boot (Linux), to tell reused pids apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class Store:
+    """The SQLite run store of one home folder. Safe to open from several processes."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, create: bool = True):
+        self.home = resolve_home(home)
+        self.path = self.home / "genlab.sqlite"
+        if not create and not self.path.exists():
+            raise FileNotFoundError(f"no genlab store at {self.path}")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)  # idempotent DDL
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: all of it lands, or none of it does."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_dir(self, run_id: int) -> Path:
+        """Folder for a run's files (figures, results, checkpoints)."""
+        d = self.home / "runs" / str(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    # -- writes -----------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment: str,
+        config: dict[str, Any],
+        config_hash: str,
+        seed: int,
+        preset: str | None = None,
+        sweep: str | None = None,
+    ) -> int:
+        pid = os.getpid()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (experiment, config, config_hash, seed, status, started, version,"
+                " preset, sweep, host, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    experiment,
+                    json.dumps(config, sort_keys=True),
+                    config_hash,
+                    seed,
+                    "running",
+                    time.time(),
+                    __version__,
+                    preset,
+                    sweep,
+                    socket.gethostname(),
+                    pid,
+                    _process_start(pid),
+                ),
+            )
+            return int(cur.lastrowid)
+
+    def log_metrics(self, run_id: int, rows: Iterable[tuple[int, str, float]]) -> None:
+        """Append metric rows ``(step, name, value)`` in one transaction."""
+        data = [(run_id, int(s), str(n), None if math.isnan(float(v)) else float(v)) for s, n, v in rows]
+        if not data:
+            return
+        with self.transaction() as db:
+            db.executemany("INSERT INTO metrics (run, step, name, value) VALUES (?,?,?,?)", data)
+
+    def add_checks(self, run_id: int, verdicts: Sequence[Verdict]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM checks WHERE run = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO checks (run, claim, predicted, measured, tolerance, passed, paper)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [
+                    (run_id, v.claim, v.predicted, v.measured, v.tolerance, int(bool(v.passed)), v.paper)
+                    for v in verdicts
+                ],
+            )
+
+    def add_artifact(self, run_id: int, kind: str, name: str, path: Path) -> None:
+        """Record a file that already lies (complete) under the home folder."""
+        rel = os.path.relpath(path, self.home)
+        with self.transaction() as db:
+            db.execute("INSERT INTO artifacts (run, kind, name, path) VALUES (?,?,?,?)", (run_id, kind, name, rel))
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, ended = ?, error = ? WHERE id = ?",
+                (status, time.time(), error, run_id),
+            )
+
+    def mark_dead_runs(self) -> int:
+        """Mark ``running`` runs of this host whose process is gone as ``interrupted``."""
+        host = socket.gethostname()
+        rows = self._db.execute(
+            "SELECT id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?", (host,)
+        ).fetchall()
+        dead = [r["id"] for r in rows if r["pid"] is None or not _alive(int(r["pid"]), r["pid_start"])]
+        if dead:
+            with self.transaction() as db:
+                db.executemany(
+                    "UPDATE runs SET status = 'interrupted', error = COALESCE(error, 'process ended while running')"
+                    " WHERE id = ? AND status = 'running'",
+                    [(i,) for i in dead],
+                )
+        return len(dead)
+
+    # -- reads ------------------------------------------------------------------------------
+    def _run_dict(self, row: sqlite3.Row) -> dict[str, Any]:
+        d = dict(row)
+        d["config"] = json.loads(d["config"])
+        for key in ("host", "pid", "pid_start"):
+            d.pop(key, None)
+        return d
+
+    def runs(self, experiment: str | None = None, sweep: str | None = None) -> list[dict[str, Any]]:
+        """All runs, newest last, with dead ``running`` runs reported as ``interrupted``."""
+        self.mark_dead_runs()
+        q, args = "SELECT * FROM runs", []
+        conds = []
+        if experiment:
+            conds.append("experiment = ?")
+            args.append(experiment)
+        if sweep:
+            conds.append("sweep = ?")
+            args.append(sweep)
+        if conds:
+            q += " WHERE " + " AND ".join(conds)
+        return [self._run_dict(r) for r in self._db.execute(q + " ORDER BY id", args)]
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        self.mark_dead_runs()
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run_dict(row)
+
+    def metrics(self, run_id: int, name: str | None = None) -> list[tuple[int, str, float]]:
+        if name is None:
+            rows = self._db.execute("SELECT step, name, value FROM metrics WHERE run = ? ORDER BY rowid", (run_id,))
+        else:
+            rows = self._db.execute(
+                "SELECT step, name, value FROM metrics WHERE run = ? AND name = ? ORDER BY rowid", (run_id, name)
+            )
+        return [(int(s), n, _num(v)) for s, n, v in rows]
+
+    def final_metrics(self, run_id: int) -> dict[str, float]:
+        """The last recorded value of every metric of a run."""
+        out: dict[str, float] = {}
+        for _, name, value in self.metrics(run_id):
+            out[name] = value
+        return out
+
+    def checks(self, run_id: int) -> list[Verdict]:
+        rows = self._db.execute(
+            "SELECT claim, predicted, measured, tolerance, passed, paper FROM checks WHERE run = ? ORDER BY rowid",
+            (run_id,),
+        )
+        return [
+            Verdict(r["claim"], r["predicted"], r["measured"], r["tolerance"], bool(r["passed"]), r["paper"] or "")
+            for r in rows
+        ]
+
+    def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT kind, name, path FROM artifacts WHERE run = ? ORDER BY rowid", (run_id,))
+        out = [{"kind": r["kind"], "name": r["name"], "path": str(self.home / r["path"])} for r in rows]
+        return [a for a in out if kind is None or a["kind"] == kind]

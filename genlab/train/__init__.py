@@ -1,0 +1,18 @@
+"""Training: the Trainer (GD / SGD and variants), step-size schedules, measurement hooks, checkpoints."""
+
+from genlab.train.checkpoint import load_checkpoint, save_checkpoint
+from genlab.train.monitor import Measurement
+from genlab.train.schedules import constant, cosine, step_decay, warmup
+from genlab.train.trainer import Trainer, TrainResult
+
+__all__ = [
+    "Trainer",
+    "TrainResult",
+    "Measurement",
+    "constant",
+    "cosine",
+    "step_decay",
+    "warmup",
+    "save_checkpoint",
+    "load_checkpoint",
+]
