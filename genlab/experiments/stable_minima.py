@@ -153,6 +153,9 @@ class StableMinima(Experiment):
                     log_every=max(budgets[eta] // 200, 1),
                     progress=bar,
                 ).fit()
+                if result.status == "budget":
+                    _to_midpoint(model, x, y, eta)
+                    result.loss = float(_mse_loss(model(x), y).detach())
                 entry: dict[str, Any] = {
                     "eta": eta,
                     "status": result.status,
@@ -162,9 +165,6 @@ class StableMinima(Experiment):
                     "reason": result.reason,
                     "measured_at": "midpoint of the last two iterates" if result.status == "budget" else "last iterate",
                 }
-                if result.status == "budget":
-                    _to_midpoint(model, x, y, eta)
-                    result.loss = float(_mse_loss(model(x), y).detach())
                 if not result.diverged:
                     knots = relu1d_knots(model)
                     lam = dense_top_eigenvalue(model, _mse_loss, (x, y))
