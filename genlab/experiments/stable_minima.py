@@ -330,7 +330,8 @@ class StableMinima(Experiment):
             ks = [k for k in r["knots"] if grid[0] <= k <= grid[-1]]
             ax.plot(ks, np.interp(ks, grid, r["fit"]), "|", color="tab:red", ms=8, alpha=0.6)
             ax.set_title(
-                f"η={r['eta']:g} ({r['status']}): λ={r['sharpness']:.3g}, 2/η={2 / r['eta']:.3g}\n"
+                f"η={r['eta']:g} ({'converged' if r['status'] == 'converged' else 'oscillating; midpoint'}): "
+                f"λ={r['sharpness']:.3g}, 2/η={2 / r['eta']:.3g}\n"
                 f"∫|f''|g={r['weighted_tv']:.3g}, knots={r['effective_knots']}",
                 fontsize=8,
             )
