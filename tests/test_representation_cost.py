@@ -58,3 +58,10 @@ def test_spline_cost():
     # zig-zag data: interior slope changes 2 + 2 + 2 = 6, end slopes +1 and -1 sum to 0
     f = linear_spline_interpolant(np.array([0.0, 1, 2, 3, 4]), np.array([0.0, 1, 0, 1, 0]))
     assert relu_representation_cost(f) == pytest.approx(6.0)
+
+
+def test_underflowed_unit_is_a_constant():
+    # w = 1e-310 (denormal) against b = 2: −b/w overflows; the unit is the constant v·relu(b) = 6
+    f = piecewise_linear_from_relu_units(np.array([1e-310, 1.0]), np.array([2.0, 0.0]), np.array([3.0, 1.0]))
+    np.testing.assert_allclose(f(np.array([-1.0, 0.0, 2.0])), [6.0, 6.0, 8.0])
+    assert relu_representation_cost(f) == pytest.approx(1.0)

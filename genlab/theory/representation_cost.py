@@ -30,10 +30,11 @@ def piecewise_linear_from_relu_units(
 ) -> PiecewiseLinear:
     """The function f(x) = Σ_k v_k relu(w_k x + b_k) + c as a :class:`PiecewiseLinear`.
 
-    Knots at −b_k/w_k (units with w_k = 0 are constants); slope at −∞ is Σ_{w_k<0} v_k w_k and
+    Knots at −b_k/w_k (units with w_k = 0, or with −b_k/w_k overflowing, are constants); slope at −∞ is Σ_{w_k<0} v_k w_k and
     at +∞ is Σ_{w_k>0} v_k w_k."""
     w, b, v = (np.asarray(a, dtype=float).reshape(-1) for a in (w, b, v))
-    live = w != 0
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        live = (w != 0) & np.isfinite(-b / w)  # w underflowing against b: a constant unit
     const = float(c) + float(np.sum(v[~live] * np.maximum(b[~live], 0.0)))
     wl, bl, vl = w[live], b[live], v[live]
     left = float(np.sum((vl * wl)[wl < 0]))
