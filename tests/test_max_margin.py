@@ -44,3 +44,17 @@ def test_not_separable_raises():
 def test_direction_error():
     assert direction_error(np.array([2.0, 0.0]), np.array([1.0, 0.0])) == pytest.approx(0.0)
     assert direction_error(np.array([0.0, 3.0]), np.array([1.0, 0.0])) == pytest.approx(np.sqrt(2.0))
+
+
+def test_fallback_path_matches(monkeypatch):
+    # force the coordinate-ascent + active-set path (used when the NNLS route fails)
+    import genlab.theory.max_margin as mm
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 4))
+    y = np.sign(X @ rng.standard_normal(4))
+    fast = mm.hard_margin_svm(X, y).w
+    monkeypatch.setattr(mm, "_ldp", lambda Z: None)
+    slow = mm.hard_margin_svm(X, y)
+    np.testing.assert_allclose(slow.w, fast, rtol=1e-9, atol=1e-12)
+    assert np.min(y * (X @ slow.w)) == pytest.approx(1.0, abs=1e-10)
