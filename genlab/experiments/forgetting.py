@@ -221,7 +221,7 @@ class Forgetting(Experiment):
         for c in result["cyclic"]:
             k = np.arange(1, len(c["bound"]) + 1)
             line, = a1.plot(k, c["worst_curve"], lw=1.4, label=f"T={c['T']}: worst random task set")
-            a1.plot(k, c["bound"], ls="--", color=line.get_color(), lw=1, label=f"T²·min(1/√k, d/k)")
+            a1.plot(k, c["bound"], ls="--", color=line.get_color(), lw=1, label=f"T={c['T']}: T²·min(1/√k, d/k)")
         a1.set_xscale("log")
         a1.set_yscale("log")
         a1.set_xlabel("iteration k")
