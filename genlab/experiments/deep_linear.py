@@ -1,7 +1,7 @@
 """deep-linear: the sigmoidal, mode-by-mode learning of a two-layer linear network.
 
 Claim (Saxe, McClelland & Ganguli 2013, "Exact solutions to the nonlinear dynamics of learning in
-deep linear neural networks", arXiv 1312.6120, eqs. 7–8): with whitened inputs and a small,
+deep linear neural networks", arXiv 1312.6120, Sec. 2): with whitened inputs and a small,
 balanced, decoupled initialization, each input–output mode of singular value s has strength
 u(t) = s·e^{2st/τ}/(e^{2st/τ} − 1 + s/u₀), τ = 1/η, and is learned (u₀ → u_f) in time
 (τ/2s)·ln[u_f(s − u₀)/(u₀(s − u_f))] — stronger modes first, each in a sudden transition.
@@ -25,7 +25,7 @@ from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdi
 from genlab.theory.deep_linear import saxe_learning_time, saxe_mode_strength
 from genlab.train import Measurement, Trainer
 
-PAPER = "Saxe, McClelland & Ganguli 2013, arXiv 1312.6120 (ICLR 2014), eqs. 7–8"
+PAPER = "Saxe, McClelland & Ganguli 2013, arXiv 1312.6120 (ICLR 2014), Sec. 2"
 
 
 class DeepLinearConfig(ExperimentConfig):
@@ -180,7 +180,7 @@ class DeepLinear(Experiment):
             for i, a in enumerate(s):
                 line, = ax.plot(u[:, i], lw=1.8, label=f"s={a:g}")
                 ax.plot(result["theory"][i], ls="--", color="k", lw=0.8)
-            ax.set_title(f"{init} init (dashed: Saxe et al. eq. 7, u₀={config.u0:g})", fontsize=9)
+            ax.set_title(f"{init} init (dashed: Saxe et al., u₀={config.u0:g})", fontsize=9)
             ax.set_xlabel("GD step")
         axes[0].set_ylabel("mode strength u_α = u_αᵀW₂W₁v_α")
         axes[0].legend(fontsize=7)

@@ -2,7 +2,7 @@
 
 Claims (Advani & Saxe 2017, "High-dimensional dynamics of generalization error in neural
 networks", arXiv 1710.03667; Hastie, Montanari, Rosset & Tibshirani 2019, "Surprises in
-high-dimensional ridgeless least squares interpolation", arXiv 1903.08560, Thm 1 and Thm 5):
+high-dimensional ridgeless least squares interpolation", arXiv 1903.08560, Thm 1, and their ridge section):
 with isotropic Gaussian features, the min-norm interpolant's risk is σ²γ/(1 − γ) below and
 r²(1 − 1/γ) + σ²/(γ − 1) above the interpolation threshold γ = p/n = 1, where it diverges; an
 optimally tuned ridge (λ* = σ²γ/r²) removes the peak. Random-features regression (ReLU features
@@ -24,7 +24,7 @@ from pydantic import Field
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.theory.double_descent import min_norm_risk, min_norm_risk_finite, optimal_ridge, ridge_risk
 
-PAPER = "Hastie, Montanari, Rosset & Tibshirani 2019, arXiv 1903.08560 (Thm 1, Thm 5); Advani & Saxe 2017, arXiv 1710.03667"
+PAPER = "Hastie, Montanari, Rosset & Tibshirani 2019, arXiv 1903.08560 (Thm 1; ridge section); Advani & Saxe 2017, arXiv 1710.03667"
 
 
 class DoubleDescentConfig(ExperimentConfig):
@@ -143,7 +143,7 @@ class DoubleDescent(Experiment):
         zr = [abs(r["ridge"] - r["ridge_asymptotic"]) - 5 * r["ridge_se"] - 0.1 * r["ridge_asymptotic"] for r in lin]
         out.append(
             Verdict(
-                claim="optimal ridge λ* = σ²γ/r² removes the peak and follows its asymptotic risk (Dobriban & Wager 2018; Hastie et al. Thm 5)",
+                claim="optimal ridge λ* = σ²γ/r² removes the peak and follows its asymptotic risk (Dobriban & Wager 2018; Hastie et al. 2019)",
                 predicted=f"ridge risk ≤ r² = {config.r2:g} at every γ (β̂ = 0 achieves r²) and = r²λ²m' + σ²γ(m − λm')",
                 measured=f"max ridge risk {worst_ridge:.3g} (min-norm at threshold {nearest['min_norm']:.3g}); "
                 + "; ".join(f"γ={r['gamma']:.2g}: {r['ridge']:.3g} vs {r['ridge_asymptotic']:.3g}" for r in lin),

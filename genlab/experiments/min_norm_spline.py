@@ -1,7 +1,7 @@
 """min-norm-spline: a wide ReLU network with weight decay fits data by the linear spline.
 
 Claim (Savarese, Evron, Soudry & Srebro 2019, "How do infinite width bounded norm networks look in
-function space?", COLT, arXiv 1902.05040, Thm 3.1): for f(x) = Σ_k v_k[w_k x + b_k]_+ + c with the
+function space?", COLT, arXiv 1902.05040, Sec. 3): for f(x) = Σ_k v_k[w_k x + b_k]_+ + c with the
 biases unregularized, the least weight norm ½Σ(w_k² + v_k²) of any network representing f is
 R(f) = max(∫|f''|, |f'(−∞) + f'(+∞)|); so minimizing the norm among interpolants picks an
 interpolant of least R. For data whose linear-spline interpolant changes convexity at every
@@ -35,7 +35,7 @@ from genlab.theory.representation_cost import (
 )
 from genlab.theory.splines import linear_spline_interpolant
 
-PAPER = "Savarese, Evron, Soudry & Srebro 2019, arXiv 1902.05040 (COLT), Thm 3.1"
+PAPER = "Savarese, Evron, Soudry & Srebro 2019, arXiv 1902.05040 (COLT), Sec. 3"
 
 
 class MinNormSplineConfig(ExperimentConfig):

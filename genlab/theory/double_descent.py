@@ -13,8 +13,8 @@ Risk R = E_x[(xᵀβ̂ − xᵀβ)²] = ‖β̂ − β‖² (the noise of the te
   E tr((XXᵀ)⁻¹) = n/(p − n − 1)):
       p < n − 1: σ² p/(n − p − 1);   p > n + 1: r²(1 − n/p) + σ² n/(p − n − 1).
 - Ridge β̂_λ = (XᵀX/n + λI)⁻¹Xᵀy/n, asymptotically (Dobriban & Wager 2018, "High-dimensional
-  asymptotics of prediction: ridge regression and classification", Ann. Statist., Thm 2.1;
-  Hastie et al. 2019, Thm 5 / Cor. 5):
+  asymptotics of prediction: ridge regression and classification", Ann. Statist.; Hastie et al.
+  2019, their ridge section):
       R(λ) = r²λ²m'(−λ) + σ²γ(m(−λ) − λm'(−λ)),
   m the Stieltjes transform of the Marchenko–Pastur law of ratio γ:
       γλm² + (1 − γ + λ)m − 1 = 0 at z = −λ. The optimal λ is σ²γ/r².
@@ -67,7 +67,7 @@ def mp_stieltjes(lam: np.ndarray | float, gamma: float) -> tuple[np.ndarray, np.
 
 def ridge_risk(gamma: np.ndarray | float, lam: float, r2: float, sigma2: float) -> np.ndarray:
     """Asymptotic risk r²λ²m'(−λ) + σ²γ(m(−λ) − λm'(−λ)) of ridge with penalty λ (Dobriban &
-    Wager 2018, Thm 2.1; Hastie et al. 2019, Thm 5), isotropic features and β."""
+    Wager 2018; Hastie et al. 2019), isotropic features and β."""
     g = _as_gamma(gamma)
     out = np.empty_like(g)
     for i, gi in np.ndenumerate(g):
@@ -77,5 +77,5 @@ def ridge_risk(gamma: np.ndarray | float, lam: float, r2: float, sigma2: float) 
 
 
 def optimal_ridge(gamma: float, r2: float, sigma2: float) -> float:
-    """λ* = σ²γ/r², the risk-minimizing ridge for isotropic β (Dobriban & Wager 2018, Thm 2.1)."""
+    """λ* = σ²γ/r², the risk-minimizing ridge for isotropic β (Dobriban & Wager 2018)."""
     return sigma2 * gamma / r2

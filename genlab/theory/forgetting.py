@@ -3,12 +3,12 @@
 Evron, Moroshko, Ward, Srebro & Soudry 2022, "How catastrophic can catastrophic forgetting be in
 linear regression?" (COLT; arXiv 2205.09588). Tasks (X_m, y_m) jointly realizable, y_m = X_m w*;
 training on task m from w_{t−1} to convergence (GD/SGD on the squared loss) gives the projection
-update w_t = w_{t−1} + X_m⁺(y_m − X_m w_{t−1}) (their eq. 2), so w_t − w* = P_m(w_{t−1} − w*) with
+update w_t = w_{t−1} + X_m⁺(y_m − X_m w_{t−1}) (their Sec. 2), so w_t − w* = P_m(w_{t−1} − w*) with
 P_m = I − X_m⁺X_m the projection onto the null space of X_m. With w_0 = 0 the forgetting after k
-iterations of the ordering τ is (their Definition 2 / eq. 3)
+iterations of the ordering τ is (their definition of forgetting)
     F_τ(k) = (1/k)·Σ_{t=1}^{k} ‖X_{τ(t)} w_k − y_{τ(t)}‖² = (1/k)·Σ_t ‖X_{τ(t)} P_{τ(k)}⋯P_{τ(1)} w*‖².
 Theorem (cyclic ordering of T tasks, ‖X_m‖₂ ≤ 1, ‖w*‖ ≤ 1, d the dimension):
-    F(k) ≤ T²·min(1/√k, d/k)   (their Thm 10 / abstract; k counts iterations).
+    F(k) ≤ T²·min(1/√k, d/k)   (abstract and their cyclic-ordering theorem; k counts iterations).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def null_space_projector(X: np.ndarray) -> np.ndarray:
 
 def forgetting_curve(tasks: Sequence[np.ndarray], w_star: np.ndarray, order: Sequence[int]) -> np.ndarray:
     """F_τ(k) for k = 1..len(order) by the product-of-projections formula (Evron et al. 2022,
-    eq. 3 with the error recursion e_t = P_{τ(t)} e_{t−1}, e_0 = −w*)."""
+    definition of forgetting, with the error recursion e_t = P_{τ(t)} e_{t−1}, e_0 = −w*)."""
     projs = [null_space_projector(X) for X in tasks]
     e = -np.asarray(w_star, dtype=float)
     out = np.empty(len(order))
@@ -39,7 +39,7 @@ def forgetting_curve(tasks: Sequence[np.ndarray], w_star: np.ndarray, order: Seq
 
 def cyclic_forgetting_bound(T: int, k: np.ndarray | int, d: int) -> np.ndarray:
     """T²·min(1/√k, d/k): the worst-case forgetting after k cyclic iterations over T tasks in
-    dimension d (Evron et al. 2022, abstract and Thm 10; normalization ‖X_m‖ ≤ 1, ‖w*‖ ≤ 1)."""
+    dimension d (Evron et al. 2022, abstract and cyclic-ordering theorem; normalization ‖X_m‖ ≤ 1, ‖w*‖ ≤ 1)."""
     k = np.asarray(k, dtype=float)
     if np.any(k < 1):
         raise ValueError("k must be >= 1")

@@ -3,7 +3,7 @@
 Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018, "The implicit bias of gradient descent on
 separable data" (JMLR 19; arXiv 1710.10345), Theorem 3: for the logistic (any exponential-tailed)
 loss on linearly separable data without bias, GD with a small enough fixed step gives
-w(t) = ŵ·log t + ρ(t) with ρ(t) bounded, where ŵ = argmin ‖w‖² s.t. y_n wᵀx_n ≥ 1 (eq. 4).
+w(t) = ŵ·log t + ρ(t) with ρ(t) bounded, where ŵ = argmin ‖w‖² s.t. y_n wᵀx_n ≥ 1 (their Sec. 2).
 Hence ‖w(t)/‖w(t)‖ − ŵ/‖ŵ‖‖ = O(1/log t), ‖w(t)‖ ~ ‖ŵ‖ log t and the loss is O(1/t).
 
 The QP is solved here in its dual (no bias ⇒ no equality constraint):
@@ -137,7 +137,7 @@ def hard_margin_svm(
 
 
 def max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """ŵ = argmin ‖w‖² s.t. y_n wᵀx_n ≥ 1 (Soudry et al. 2018, eq. 4): GD's log-t growth vector."""
+    """ŵ = argmin ‖w‖² s.t. y_n wᵀx_n ≥ 1 (Soudry et al. 2018): GD's log-t growth vector."""
     return hard_margin_svm(X, y).w
 
 

@@ -4,7 +4,7 @@ Banner, Nahshan & Soudry 2019, "Post-training 4-bit quantization of convolutiona
 rapid deployment" (NeurIPS; arXiv 1810.05723), Section 3: a tensor with density f is clipped to
 [−α, α] and quantized uniformly to 2^M levels (step Δ = 2α/2^M). The expected squared error is
 the clipping error plus the rounding error inside the range, approximated by Δ²/12 = α²/(3·4^M):
-    Laplace(0, b):  E(α) ≈ 2b²e^{−α/b} + α²/(3·4^M)                                   (eq. 5)
+    Laplace(0, b):  E(α) ≈ 2b²e^{−α/b} + α²/(3·4^M)                                   
     Gaussian(0, σ): E(α) ≈ (α² + σ²)[1 − erf(α/(√2σ))] − √(2/π)·ασ·e^{−α²/(2σ²)} + α²/(3·4^M)
 The clipping terms are exact (2∫_α^∞ (x − α)² f(x) dx); the rounding term is the approximation.
 α* minimizes E; for the Laplace law it solves α = 3·4^M·b·e^{−α/b} (∂E/∂α = 0).
@@ -36,7 +36,7 @@ def clipping_error(alpha: np.ndarray | float, dist: Dist, scale: float = 1.0) ->
 
 
 def rounding_error(alpha: np.ndarray | float, bits: int) -> np.ndarray:
-    """Δ²/12 = α²/(3·4^M) with Δ = 2α/2^M (Banner et al. 2019, eq. 3)."""
+    """Δ²/12 = α²/(3·4^M) with Δ = 2α/2^M (Banner et al. 2019, Sec. 3)."""
     if bits < 1:
         raise ValueError(f"bits must be >= 1, got {bits}")
     a = np.asarray(alpha, dtype=float)

@@ -1,7 +1,7 @@
 """The representation cost of a univariate function by a two-layer ReLU network.
 
 Savarese, Evron, Soudry & Srebro 2019, "How do infinite width bounded norm networks look in
-function space?" (COLT; arXiv 1902.05040), Theorem 3.1: for f(x) = Σ_k v_k[w_k x + b_k]_+ + c
+function space?" (COLT; arXiv 1902.05040), Sec. 3 (univariate characterization): for f(x) = Σ_k v_k[w_k x + b_k]_+ + c
 with the biases b_k and c unregularized and the weight-norm cost C(θ) = ½Σ_k (w_k² + v_k²),
 the least cost over networks of any width that represent f is
     R(f) = max(∫|f''(x)| dx, |f'(−∞) + f'(+∞)|).
@@ -17,7 +17,7 @@ from genlab.theory.splines import PiecewiseLinear
 
 def relu_representation_cost(f: PiecewiseLinear) -> float:
     """R(f) = max(∫|f''|, |f'(−∞) + f'(+∞)|) for a continuous piecewise-linear f
-    (Savarese et al. 2019, Thm 3.1; cost convention ½Σ(w² + v²), biases free).
+    (Savarese et al. 2019, Sec. 3; cost convention ½Σ(w² + v²), biases free).
 
     Hand cases: R(|x|) = 2, R(relu) = 1, R(ax + c) = 2|a|."""
     _, jumps = f.knots()
