@@ -25,7 +25,7 @@ def saxe_mode_strength(t: np.ndarray | float, s: float, u0: float, tau: float) -
 
 
 def saxe_learning_time(s: float, u0: float, uf: float, tau: float) -> float:
-    """Time for a mode to grow from u₀ to u_f: (τ/2s)·ln[u_f(s − u₀)/(u₀(s − u_f))] .
+    """Time for a mode to grow from u₀ to u_f: (τ/2s)·ln[u_f(s − u₀)/(u₀(s − u_f))] (Saxe et al. 2013, Sec. 2).
 
     Needs 0 < u₀ < s and 0 < u_f < s (the mode never reaches s itself)."""
     if not (0 < u0 < s and 0 < uf < s) or tau <= 0:
