@@ -1,5 +1,15 @@
 """Closed forms and predicted bounds (numpy and scipy only — never torch)."""
 
+from genlab.theory.deep_linear import saxe_learning_time, saxe_mode_strength
+from genlab.theory.double_descent import min_norm_risk, min_norm_risk_finite, mp_stieltjes, optimal_ridge, ridge_risk
+from genlab.theory.forgetting import cyclic_forgetting_bound, forgetting_curve, null_space_projector, two_task_forgetting
+from genlab.theory.max_margin import HardMarginSVM, direction_error, hard_margin_svm, max_margin_direction
+from genlab.theory.quantization import aciq_optimal_clip, clipping_error, clipping_mse, rounding_error, uniform_quantize
+from genlab.theory.representation_cost import (
+    piecewise_linear_from_relu_units,
+    relu_representation_cost,
+    weight_norm_cost,
+)
 from genlab.theory.splines import PiecewiseLinear, linear_spline_interpolant
 from genlab.theory.stability import (
     interpolating_tv_bound,
@@ -9,6 +19,29 @@ from genlab.theory.stability import (
 )
 
 __all__ = [
+    "saxe_learning_time",
+    "saxe_mode_strength",
+    "min_norm_risk",
+    "min_norm_risk_finite",
+    "mp_stieltjes",
+    "optimal_ridge",
+    "ridge_risk",
+    "cyclic_forgetting_bound",
+    "forgetting_curve",
+    "null_space_projector",
+    "two_task_forgetting",
+    "HardMarginSVM",
+    "direction_error",
+    "hard_margin_svm",
+    "max_margin_direction",
+    "aciq_optimal_clip",
+    "clipping_error",
+    "clipping_mse",
+    "rounding_error",
+    "uniform_quantize",
+    "piecewise_linear_from_relu_units",
+    "relu_representation_cost",
+    "weight_norm_cost",
     "PiecewiseLinear",
     "linear_spline_interpolant",
     "interpolating_tv_bound",
