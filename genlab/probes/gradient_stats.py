@@ -71,15 +71,14 @@ class GradientSNR:
     overall: SNRSummary
 
 
-def _summary(mu2: torch.Tensor, var: torch.Tensor) -> SNRSummary:
-    ok = var > 0
-    snr = mu2[ok] / var[ok]
+def _summary(values: list[torch.Tensor], mu2_sum: float, var_sum: float, zeros: int) -> SNRSummary:
+    snr = torch.cat(values) if values else torch.zeros(0)
     return SNRSummary(
         mean_snr=float(snr.mean()) if snr.numel() else float("nan"),
         median_snr=float(snr.median()) if snr.numel() else float("nan"),
-        pooled_snr=float(mu2.sum() / var.sum()) if float(var.sum()) > 0 else float("nan"),
-        count=int(ok.sum()),
-        zero_variance=int((~ok).sum()),
+        pooled_snr=mu2_sum / var_sum if var_sum > 0 else float("nan"),
+        count=int(snr.numel()),
+        zero_variance=zeros,
     )
 
 
@@ -90,26 +89,34 @@ def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object
     the elementwise second moments come from the engine exactly (for a Linear layer
     Σ_i (g_i a_iᵀ)² = (g²)ᵀ(a²)). This is the per-coordinate SNR of Liu, Bernstein, Meister & Yue
     2020 ("Understanding why neural networks generalize well through GSNR of parameters",
-    arXiv 2001.07384, eq. 2, with the population variance); summarized per layer and overall.
+    arXiv 2001.07384, eq. 2, with the population variance); summarized per layer and overall
+    (mean and median over parameters with σ_j > 0, and the pooled Σμ_j² / Σσ_j²). A variance below
+    1e-12 of the second moment (rounding) counts as zero.
     """
     st = per_example_stats(model, loss_fn, data, second_moment=True, **engine)  # type: ignore[arg-type]
     assert st.second_moment is not None
     per: dict[str, torch.Tensor] = {}
-    by_layer: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-    all_mu2, all_var = [], []
+    groups: dict[str, list] = {}
     for n, mu in st.mean_grad.items():
         mu2 = mu.pow(2)
-        var = (st.second_moment[n] - mu2).clamp_min(0.0)
-        # a variance below rounding of the second moment is zero
-        var = torch.where(var <= 1e-12 * st.second_moment[n].abs(), torch.zeros_like(var), var)
-        per[n] = torch.where(var > 0, mu2 / var.where(var > 0, torch.ones_like(var)), torch.full_like(var, float("nan")))
-        group = by_layer.setdefault(layer_of(n), ([], []))
-        group[0].append(mu2.reshape(-1))
-        group[1].append(var.reshape(-1))
-        all_mu2.append(mu2.reshape(-1))
-        all_var.append(var.reshape(-1))
-    layers = {k: _summary(torch.cat(m), torch.cat(v)) for k, (m, v) in by_layer.items()}
-    return GradientSNR(per_parameter=per, layers=layers, overall=_summary(torch.cat(all_mu2), torch.cat(all_var)))
+        second = st.second_moment[n]
+        var = second - mu2
+        ok = var > 1e-12 * second
+        snr = mu2 / torch.where(ok, var, torch.ones_like(var))
+        per[n] = torch.where(ok, snr, torch.full_like(snr, float("nan")))
+        g = groups.setdefault(layer_of(n), [[], 0.0, 0.0, 0])
+        g[0].append(snr[ok])
+        g[1] += float(mu2.sum())
+        g[2] += float(torch.where(ok, var, torch.zeros_like(var)).sum())
+        g[3] += int(ok.numel() - ok.sum())
+    layers = {k: _summary(*g) for k, g in groups.items()}
+    overall = _summary(
+        [v for g in groups.values() for v in g[0]],
+        sum(g[1] for g in groups.values()),
+        sum(g[2] for g in groups.values()),
+        sum(g[3] for g in groups.values()),
+    )
+    return GradientSNR(per_parameter=per, layers=layers, overall=overall)
 
 
 def _largest_divisor_at_most_sqrt(n: int) -> int:

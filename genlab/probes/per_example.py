@@ -152,7 +152,11 @@ def _layer_stats(
             out["weight_second"] = g.pow(2).T @ a.pow(2)
         return out
 
-    use_gram_trick = method == "gram" or (method == "auto" and T * T <= din * dout)
+    # cost per example: Gram trick T²·(d_in + d_out), materializing T·d_in·d_out (+ d_in·d_out for
+    # the squares); the second moments need the materialized gradients anyway
+    use_gram_trick = method == "gram" or (
+        method == "auto" and not want_second and T * (din + dout) < din * dout
+    )
     if use_gram_trick:
         sq = torch.empty(B, dtype=A.dtype)
         for s in _chunks(B, T * T, budget):
@@ -360,7 +364,8 @@ def per_example_stats(
             for sequence/conv layers under the Gram trick).
         second_moment: also return (1/N) Σ_i g_i ⊙ g_i per parameter (for signal-to-noise ratios).
         method: for layers applied at T > 1 positions: ``gram`` (Gram trick), ``materialize``
-            (per-example weight gradients of one layer, chunked) or ``auto`` (the cheaper one).
+            (per-example weight gradients of one layer, chunked) or ``auto`` (the one with fewer
+            operations: the Gram trick when T·(d_in + d_out) < d_in·d_out and no second moments).
         chunk_elements: bound on the elements of any chunk of per-example intermediates.
         force_fallback: module names to compute with the vmap fallback (testing, or opting out).
     """
