@@ -124,7 +124,8 @@ class DataDiet(Experiment):
                         else:
                             idx = torch.argsort(scores[method], descending=True)[:k]
                         accs.append(test_acc(idx, rs))
-                    runs.append({"keep": frac, "k": k, "method": method, "test_acc": accs})
+                    counts = torch.bincount(data.y[idx], minlength=data.num_classes).tolist()
+                    runs.append({"keep": frac, "k": k, "method": method, "test_acc": accs, "class_counts": counts})
                     recorder.log_many({f"{method}/test_acc": float(np.mean(accs))}, k)
         corr = float(np.corrcoef(scores["el2n"].numpy(), scores["grand"].numpy())[0, 1])
         return {
@@ -160,7 +161,11 @@ class DataDiet(Experiment):
                 se = math.sqrt((np.var(a, ddof=1) / len(a) if len(a) > 1 else 0.0) + (np.var(b, ddof=1) / len(b) if len(b) > 1 else 0.0))
                 good = bool(np.isfinite(diff) and diff >= -2 * se)
                 ok = ok and good
-                parts.append(f"keep {f:g}: {np.mean(a):.3f} vs random {np.mean(b):.3f} (Δ {diff:+.3f} ± {se:.3f})")
+                counts = next(r["class_counts"] for r in runs if r["keep"] == f and r["method"] == method)
+                parts.append(
+                    f"keep {f:g}: {np.mean(a):.3f} vs random {np.mean(b):.3f} (Δ {diff:+.3f} ± {se:.3f}; "
+                    f"smallest class kept {min(counts)} of {sum(counts)})"
+                )
             out.append(
                 Verdict(
                     claim=f"training on the highest-{label} examples is at least as accurate as on a random subset "
