@@ -256,3 +256,28 @@ def test_distance_from_init() -> None:
     assert d.total == pytest.approx(math.sqrt(sum(per.values())), rel=1e-12)
     for k, v in per.items():
         assert d.layers[k] == pytest.approx(math.sqrt(v), rel=1e-12)
+
+
+class Tied(nn.Module):
+    """The first layer's weight is used again, transposed, outside its module (tied weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(6, 4)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.enc(x))
+        return self.head(torch.tanh(nn.functional.linear(h, self.enc.weight.T)))
+
+
+def test_tied_weights_go_to_the_fallback() -> None:
+    torch.manual_seed(6)
+    model = Tied().double()
+    x = torch.randn(7, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (7,))
+    G = naive(model, ce, x, y)
+    st = per_example_stats(model, ce, (x, y), gram=True, second_moment=True)
+    assert set(st.fallback) == {"enc.weight", "enc.bias"}
+    close(st.sq_norms, G.pow(2).sum(1))
+    close(st.gram, G @ G.T)

@@ -242,6 +242,17 @@ def _fallback_stats(
     return out
 
 
+def _consistent(A: torch.Tensor, G: torch.Tensor, mean_weight_grad: torch.Tensor, B: int, gen: torch.Generator) -> bool:
+    """Whether (1/B) Σ_i Σ_t g_it a_itᵀ equals the autograd gradient of the weight, along a random
+    direction v (O(B·T·(d_in + d_out))): false when the weight is also used outside the module."""
+    v = torch.randn(A.shape[-1], generator=gen, dtype=A.dtype)
+    ours = torch.einsum("bto,bt->o", G, A @ v) / B
+    ref = mean_weight_grad @ v
+    scale = float(torch.einsum("bto,bt->o", G.abs(), A.abs() @ v.abs()).norm()) / B
+    tol = 1e3 * torch.finfo(A.dtype).eps * max(scale, torch.finfo(A.dtype).tiny)
+    return float((ours - ref).norm()) <= tol
+
+
 # ---------------------------------------------------------------------------------------------
 # the engine
 
@@ -295,12 +306,31 @@ def _batch_stats(
             h.remove()
     mean_grad = {n: (torch.zeros_like(p) if g is None else g.detach()) for (n, p), g in zip(named, grads)}
 
-    # modules called more than once (shared weights) go to the fallback
+    # modules called more than once go to the fallback; so do modules whose parameters are also
+    # used outside their own forward (tied weights): found by checking Σ_i g_i from (A, G)
+    # against the autograd gradient along a random direction
+    B = x.shape[0]
     reused = {m for m, c in captured.items() if len(c["a"]) != 1 or len(c["g"]) > 1}
+    positions: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
+    probe = torch.Generator().manual_seed(0)
+    for mname, (mod, kind) in fast.items():
+        if mname in reused:
+            continue
+        weight_name = f"{mname}.weight" if mname else "weight"
+        if not captured[mname]["g"]:  # the loss does not reach this layer's output
+            positions[mname] = None
+            if float(mean_grad[weight_name].abs().max()) > 0:
+                reused.add(mname)
+            continue
+        # undo the 1/B of the mean loss: per-example output-gradients of the batch-of-one losses
+        A, G = _as_positions(mod, kind, captured[mname]["a"][0], captured[mname]["g"][0] * B)
+        if not _consistent(A, G, mean_grad[weight_name].reshape(G.shape[-1], A.shape[-1]), B, probe):
+            reused.add(mname)
+            continue
+        positions[mname] = (A, G)
     fast_params = {n for n, (m, _, _) in owner.items() if m in fast and m not in reused}
     fallback_names = [n for n in names if n not in fast_params]
 
-    B = x.shape[0]
     param_sq: dict[str, torch.Tensor] = {}
     second: dict[str, torch.Tensor] = {}
     gram = torch.zeros(B, B, dtype=loss.dtype) if want_gram else None
@@ -310,15 +340,14 @@ def _batch_stats(
         weight_name = f"{mname}.weight" if mname else "weight"
         bias_name = f"{mname}.bias" if mname else "bias"
         has_bias = bias_name in fast_params
-        if not captured[mname]["g"]:  # the loss does not depend on this layer's output
+        if positions[mname] is None:
             for n in (weight_name, bias_name):
                 if n in fast_params:
                     param_sq[n] = torch.zeros(B, dtype=loss.dtype)
                     if want_second:
                         second[n] = torch.zeros_like(mean_grad[n])
             continue
-        # undo the 1/B of the mean loss: per-example output-gradients of the batch-of-one losses
-        A, G = _as_positions(mod, kind, captured[mname]["a"][0], captured[mname]["g"][0] * B)
+        A, G = positions[mname]
         st = _layer_stats(A, G, has_bias, want_gram=want_gram, want_second=want_second, method=method, budget=budget)
         param_sq[weight_name] = st["weight_sq"]
         if want_second:
