@@ -281,3 +281,13 @@ def test_tied_weights_go_to_the_fallback() -> None:
     assert set(st.fallback) == {"enc.weight", "enc.bias"}
     close(st.sq_norms, G.pow(2).sum(1))
     close(st.gram, G @ G.T)
+
+
+def test_frozen_weight_trainable_bias() -> None:
+    model, loss_fn, x, y = make("mlp")
+    model[0].weight.requires_grad_(False)
+    G = naive(model, loss_fn, x, y)
+    st = per_example_stats(model, loss_fn, (x, y), gram=True)
+    close(st.sq_norms, G.pow(2).sum(1))
+    close(st.gram, G @ G.T)
+    assert "0.weight" not in st.param_sq_norms

@@ -242,15 +242,29 @@ def _fallback_stats(
     return out
 
 
-def _consistent(A: torch.Tensor, G: torch.Tensor, mean_weight_grad: torch.Tensor, B: int, gen: torch.Generator) -> bool:
-    """Whether (1/B) Σ_i Σ_t g_it a_itᵀ equals the autograd gradient of the weight, along a random
-    direction v (O(B·T·(d_in + d_out))): false when the weight is also used outside the module."""
+def _consistent(
+    A: torch.Tensor,
+    G: torch.Tensor,
+    mean_weight_grad: torch.Tensor,
+    mean_bias_grad: torch.Tensor | None,
+    B: int,
+    gen: torch.Generator,
+) -> bool:
+    """Whether (1/B) Σ_i Σ_t g_it a_itᵀ (and (1/B) Σ_i Σ_t g_it) equal the autograd gradients of the
+    weight (and bias), the weight's along a random direction v (O(B·T·(d_in + d_out))): false
+    when a parameter is also used outside the module's own forward."""
+    eps = 1e3 * torch.finfo(A.dtype).eps
+    tiny = torch.finfo(A.dtype).tiny
     v = torch.randn(A.shape[-1], generator=gen, dtype=A.dtype)
     ours = torch.einsum("bto,bt->o", G, A @ v) / B
-    ref = mean_weight_grad @ v
     scale = float(torch.einsum("bto,bt->o", G.abs(), A.abs() @ v.abs()).norm()) / B
-    tol = 1e3 * torch.finfo(A.dtype).eps * max(scale, torch.finfo(A.dtype).tiny)
-    return float((ours - ref).norm()) <= tol
+    if float((ours - mean_weight_grad @ v).norm()) > eps * max(scale, tiny):
+        return False
+    if mean_bias_grad is not None:
+        err = float((G.sum((0, 1)) / B - mean_bias_grad).norm())
+        if err > eps * max(float(G.abs().sum((0, 1)).norm()) / B, tiny):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +297,8 @@ def _batch_stats(
         if kind is None or mname in force_fallback:
             continue
         pnames = [n for n, (m, _, _) in owner.items() if m == mname]
-        if pnames and all(owner[n][2] in ("weight", "bias") for n in pnames):
+        roles = {owner[n][2] for n in pnames}
+        if "weight" in roles and roles <= {"weight", "bias"}:
             fast[mname] = (mod, kind)
 
     captured: dict[str, dict[str, list[torch.Tensor]]] = {m: {"a": [], "g": []} for m in fast}
@@ -324,7 +339,9 @@ def _batch_stats(
             continue
         # undo the 1/B of the mean loss: per-example output-gradients of the batch-of-one losses
         A, G = _as_positions(mod, kind, captured[mname]["a"][0], captured[mname]["g"][0] * B)
-        if not _consistent(A, G, mean_grad[weight_name].reshape(G.shape[-1], A.shape[-1]), B, probe):
+        bias_name = f"{mname}.bias" if mname else "bias"
+        bias_grad = mean_grad.get(bias_name) if bias_name in owner else None
+        if not _consistent(A, G, mean_grad[weight_name].reshape(G.shape[-1], A.shape[-1]), bias_grad, B, probe):
             reused.add(mname)
             continue
         positions[mname] = (A, G)
