@@ -11,9 +11,10 @@ arXiv 1912.10985):
   ``Σ_i (g_i a_iᵀ)² = (g²)ᵀ(a²)`` elementwise;
 - a layer applied at T positions (Linear on a sequence; convolutions after ``unfold``, with a_t the
   input patch at output position t) has per-example gradient ``Σ_t g_t a_tᵀ`` and
-  ``‖Σ_t g_t a_tᵀ‖² = Σ_{t,t'} (a_t·a_t')(g_t·g_t')`` (the "Gram trick": cost T² per example);
-  when T² exceeds the weight size the per-example weight gradients of that layer alone are formed
-  in memory-bounded chunks instead (cheaper, and exact either way).
+  ``‖Σ_t g_t a_tᵀ‖² = Σ_{t,t'} (a_t·a_t')(g_t·g_t')`` (the "Gram trick": T²·(d_in + d_out)
+  operations per example); when that exceeds T·d_in·d_out, or elementwise second moments are
+  wanted, the per-example weight gradients of that one layer are formed instead, in
+  memory-bounded chunks (exact either way).
 
 Any other parameterized module (LayerNorm, custom layers, a module called twice) is handled by a
 chunked ``torch.func.vmap`` of per-example gradients restricted to that module's parameters.
@@ -158,12 +159,12 @@ def _layer_stats(
         method == "auto" and not want_second and T * (din + dout) < din * dout
     )
     if use_gram_trick:
-        sq = torch.empty(B, dtype=A.dtype)
+        sq = torch.empty(B, dtype=A.dtype, device=A.device)
         for s in _chunks(B, T * T, budget):
             sq[s] = ((A[s] @ A[s].transpose(1, 2)) * (G[s] @ G[s].transpose(1, 2))).sum((1, 2))
         out["weight_sq"] = sq
         if want_gram:
-            gram = torch.empty(B, B, dtype=A.dtype)
+            gram = torch.empty(B, B, dtype=A.dtype, device=A.device)
             for s in _chunks(B, B * T * T, budget):
                 ka = torch.einsum("itd,jsd->ijts", A[s], A)
                 kg = torch.einsum("ite,jse->ijts", G[s], G)
@@ -171,8 +172,8 @@ def _layer_stats(
             out["weight_gram"] = gram
     need_materialized = (not use_gram_trick) or want_second
     if need_materialized:
-        sq = torch.empty(B, dtype=A.dtype)
-        second = torch.zeros(dout, din, dtype=A.dtype) if want_second else None
+        sq = torch.empty(B, dtype=A.dtype, device=A.device)
+        second = torch.zeros(dout, din, dtype=A.dtype, device=A.device) if want_second else None
         flat = [] if (want_gram and not use_gram_trick) else None
         for s in _chunks(B, din * dout, budget):
             W = torch.einsum("bto,bti->boi", G[s], A[s])  # per-example weight gradients of this chunk
