@@ -5,6 +5,19 @@ or an iterable of such pairs; the model is never modified.
 """
 
 from genlab.probes.dense import dense_eigenvalues, dense_hessian, dense_top_eigenvalue
+from genlab.probes.data_importance import average_over_seeds, el2n_scores, grand_scores
+from genlab.probes.distance import Distance, distance_from_init
+from genlab.probes.gradient_stats import (
+    Coherence,
+    GradientSNR,
+    SNRSummary,
+    gradient_coherence,
+    gradient_noise_tail_index,
+    gradient_snr,
+    minibatch_gradient_noise,
+    tail_index,
+)
+from genlab.probes.per_example import PerExampleStats, per_example_stats
 from genlab.probes.function_space import (
     Knots,
     effective_knots,
@@ -14,6 +27,21 @@ from genlab.probes.function_space import (
 )
 
 __all__ = [
+    "average_over_seeds",
+    "el2n_scores",
+    "grand_scores",
+    "Distance",
+    "distance_from_init",
+    "Coherence",
+    "GradientSNR",
+    "SNRSummary",
+    "gradient_coherence",
+    "gradient_noise_tail_index",
+    "gradient_snr",
+    "minibatch_gradient_noise",
+    "tail_index",
+    "PerExampleStats",
+    "per_example_stats",
     "dense_hessian",
     "dense_eigenvalues",
     "dense_top_eigenvalue",
