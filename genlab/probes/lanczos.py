@@ -80,7 +80,7 @@ def lanczos(
 
     With ``tol`` set, stop as soon as the ``k`` wanted Ritz pairs (and at least ``k + 1`` steps)
     have residuals ≤ tol·|θ_max|, with |θ_max| the largest Ritz value in absolute value (the
-    operator's norm as far as Lanczos has seen it); without it run all ``max_iter`` steps (used by
+    operator's norm as far as Lanczos has seen it); a non-finite product raises FloatingPointError; without it run all ``max_iter`` steps (used by
     stochastic Lanczos quadrature). Stops early if the Krylov space becomes invariant.
     """
     n = v0.numel()
@@ -98,6 +98,8 @@ def lanczos(
     for j in range(max_iter):
         w = matvec(basis[:, j])
         alpha = float(torch.dot(w, basis[:, j]))
+        if not np.isfinite(alpha) or not bool(torch.isfinite(w).all()):
+            raise FloatingPointError(f"non-finite matrix-vector product at Lanczos step {j} (diverged parameters?)")
         alphas.append(alpha)
         # full reorthogonalization against all previous vectors, twice ("twice is enough":
         # Giraud, Langou, Rozložník & van den Eshof 2005, Numer. Math. 101)

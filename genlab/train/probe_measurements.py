@@ -38,3 +38,28 @@ def probe_measurement(
         return {prefix + k: float(v) for k, v in values.items()}
 
     return Measurement(every, fn, at_end=at_end)
+
+
+def sharpness_measurement(
+    every: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    data: Any,
+    name: str = "sharpness",
+    tol: float = 1e-4,
+    max_iter: int | None = None,
+    seed: int = 0,
+    at_end: bool = True,
+) -> Measurement:
+    """The top Hessian eigenvalue every ``every`` steps by Lanczos, each run warm-started from the
+    previous top Ritz vector (the eigenvector moves little between measurements, so a few products
+    suffice). Records ``name`` and ``name + "_hvps"``."""
+    from genlab.probes.curvature import hessian_eigenvalues
+
+    state: dict[str, Any] = {"v0": None}
+
+    def fn(model: torch.nn.Module, step: int) -> dict[str, float]:
+        r = hessian_eigenvalues(model, loss_fn, data, k=1, tol=tol, max_iter=max_iter, seed=seed, v0=state["v0"])
+        state["v0"] = r.ritz_vector
+        return {name: r.top, name + "_hvps": float(r.hvps)}
+
+    return Measurement(every, fn, at_end=at_end)
