@@ -34,7 +34,7 @@ from genlab.probes.curvature import operator_eigenvalues
 @dataclass
 class GFSResult:
     """Sharpness at the end of the flow, the loss and gradient norm there, the number of RK4 steps,
-    the flow time, whether ``grad_tol`` was met, the products used, and the end point (flat)."""
+    the flow time, whether the stopping tolerance was met, the products used, and the end point (flat)."""
 
     sharpness: float
     loss: float
@@ -76,6 +76,7 @@ def gfs_sharpness(
     data: Data,
     grad_tol: float = 1e-6,
     max_steps: int = 10_000,
+    loss_tol: float | None = None,
     method: str = "dopri5",
     max_step: float = math.inf,
     step_factor: float | None = None,
@@ -85,7 +86,9 @@ def gfs_sharpness(
     seed: int = 0,
 ) -> GFSResult:
     """φ(θ) = λ_max(∇²L(S_GF(θ))) (Kreisler et al. 2023, Definition 3.1): integrate gradient flow
-    from the model's parameters until ‖∇L‖ ≤ ``grad_tol`` (or ``max_steps`` accepted steps) and
+    from the model's parameters until ‖∇L‖ ≤ ``grad_tol`` — or, with ``loss_tol``, until L ≤ loss_tol
+    (the criterion of Cohen et al.'s gradient-flow runs, for interpolating models whose flow crawls
+    along flat directions long after the sharpness has settled) — or ``max_steps`` accepted steps, and
     return the top Hessian eigenvalue there (Lanczos, relative residual ``eig_tol``).
 
     ``method="rk4"``: classical RK4 with h = min(step_factor/λ, max_step) (step_factor default 0.2).
@@ -129,7 +132,10 @@ def gfs_sharpness(
     flow_time = 0.0
     since = 0
     h_ctrl = math.inf  # the error controller's proposal (dopri5)
-    while gnorm > grad_tol and steps < max_steps and math.isfinite(loss):
+    def done() -> bool:
+        return gnorm <= grad_tol or (loss_tol is not None and loss <= loss_tol)
+
+    while not done() and steps < max_steps and math.isfinite(loss):
         if since >= reestimate_every:
             lam = sharp(theta, 1e-3)
             since = 0
@@ -172,4 +178,4 @@ def gfs_sharpness(
         since += 1
         flow_time += h
     lam_end = sharp(theta, eig_tol) if math.isfinite(loss) else float("nan")
-    return GFSResult(lam_end, loss, gnorm, steps, flow_time, gnorm <= grad_tol, hvps, grads, theta)
+    return GFSResult(lam_end, loss, gnorm, steps, flow_time, done(), hvps, grads, theta)
