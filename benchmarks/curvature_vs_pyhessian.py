@@ -264,7 +264,7 @@ def markdown(results: list[dict]) -> str:
         )
         sp = r["spectrum"]
         ps = sp["pyhessian"]
-        pyh = ps.get("error", f"{ps.get('seconds', float('nan')):.2f} s")
+        pyh = ps.get("error", f"{ps.get('seconds', float('nan')):.2f} s").split("\n")[0]
         gs = sp["genlab"]
         lines.append(f"| {m} | spectral density (SLQ, 30 steps) | fails: `{pyh}` | {gs['hvps']} HVPs, {gs['seconds']:.2f} s | — |")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,12 @@ class LanczosRun:
 
     alphas: np.ndarray
     betas: np.ndarray  # off-diagonal of T, length m−1
-    basis: torch.Tensor  # (n, m)
+    basis_rows: torch.Tensor  # (m, n): the Lanczos vectors as rows
+
+    @property
+    def basis(self) -> torch.Tensor:
+        """V (n × m), the Lanczos vectors as columns (a view)."""
+        return self.basis_rows.T
     beta_last: float
     matvecs: int
     invariant: bool  # the Krylov space became invariant (β ≈ 0): the Ritz values are exact
@@ -86,9 +91,11 @@ def lanczos(
     n = v0.numel()
     max_iter = max(1, min(int(max_iter), n))
     dtype, device = v0.dtype, v0.device
-    basis = torch.zeros(n, max_iter, dtype=dtype, device=device)
+    # row-major and grown by doubling: contiguous rows keep the reorthogonalization fast, and
+    # memory follows the steps taken rather than max_iter
+    basis = torch.zeros(min(max_iter, 16), n, dtype=dtype, device=device)
     v = v0.reshape(-1) / torch.linalg.vector_norm(v0)
-    basis[:, 0] = v
+    basis[0] = v
     alphas: list[float] = []
     betas: list[float] = []
     beta = 0.0
@@ -96,23 +103,27 @@ def lanczos(
     eps = torch.finfo(dtype).eps
     norm_est = 0.0
     for j in range(max_iter):
-        w = matvec(basis[:, j])
-        alpha = float(torch.dot(w, basis[:, j]))
+        w = matvec(basis[j])
+        alpha = float(torch.dot(w, basis[j]))
         if not np.isfinite(alpha) or not bool(torch.isfinite(w).all()):
             raise FloatingPointError(f"non-finite matrix-vector product at Lanczos step {j} (diverged parameters?)")
         alphas.append(alpha)
         # full reorthogonalization against all previous vectors, twice ("twice is enough":
         # Giraud, Langou, Rozložník & van den Eshof 2005, Numer. Math. 101)
-        v_j = basis[:, : j + 1]
+        v_j = basis[: j + 1]
         for _ in range(2):
-            w = w - v_j @ (v_j.T @ w)
+            w = w - v_j.T @ (v_j @ w)
         beta = float(torch.linalg.vector_norm(w))
         norm_est = max(norm_est, abs(alpha) + beta + (betas[-1] if betas else 0.0))
         if beta <= 10 * eps * max(norm_est, 1e-300) * np.sqrt(n):
             invariant = True
             break
         if j + 1 < max_iter:
-            basis[:, j + 1] = w / beta
+            if j + 1 >= basis.shape[0]:
+                grown = torch.zeros(min(max_iter, 2 * basis.shape[0]), n, dtype=dtype, device=device)
+                grown[: basis.shape[0]] = basis
+                basis = grown
+            basis[j + 1] = w / beta
             betas.append(beta)
         if tol is not None and j + 1 >= max(k + 1, min_iter) and ((j + 1) % check_every == 0):
             theta, s = tridiagonal_eigh(np.array(alphas), np.array(betas[:j]))
@@ -125,7 +136,7 @@ def lanczos(
     return LanczosRun(
         alphas=np.array(alphas),
         betas=np.array(betas[: m - 1]),
-        basis=basis[:, :m],
+        basis_rows=basis[:m],
         beta_last=beta,
         matvecs=m,
         invariant=invariant,
