@@ -41,7 +41,7 @@ class GFSSharpnessConfig(ExperimentConfig):
     scalar_init: list[float] = Field(default_factory=lambda: [2.0, 0.5, 1.0, 1.2], min_length=2,
                                      description="initial weights w₀ of the scalar network")
     scalar_target: float = Field(1.0, description="target y of the scalar network (same sign as Π w₀)")
-    scalar_steps: int = Field(300, ge=1, description="GD steps on the scalar network")
+    scalar_steps: int = Field(150, ge=1, description="GD steps on the scalar network")
     ratio: float = Field(0.7, gt=0, lt=1, description="η = 2/(ratio·φ(w₀)), so GD starts with φ(w₀) = (2/η)/ratio > 2/η")
     mlp_n: int = Field(8, ge=1, description="training points of the MLP task")
     mlp_dim: int = Field(10, ge=1, description="input dimension of the MLP task")
