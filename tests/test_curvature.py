@@ -145,3 +145,23 @@ def test_bad_arguments_are_refused():
         hessian_eigenvalues(model, mse, (x, y), curvature="fisher")
     with pytest.raises(ValueError, match="k must"):
         hessian_eigenvalues(model, mse, (x, y), k=0)
+
+
+def test_every_probe_works_as_a_measurement():
+    from genlab.probes.gfs import gfs_sharpness
+    from genlab.probes.spectrum import hessian_spectrum
+    from genlab.probes.trace import hessian_trace
+
+    model, (x, y) = tanh_mlp(8, width=6), regression_data(8, n=10)
+    exact = torch.linalg.eigvalsh(dense_hessian(model, mse, (x, y))).numpy()
+    cases = [
+        (hessian_trace, {"num_matvecs": 9}, "trace"),
+        (hessian_spectrum, {"num_probes": 2, "lanczos_steps": 5}, "num_outliers"),
+        (batch_sharpness, {"batch_size": 5, "num_batches": 2}, "full_batch_sharpness"),
+        (gfs_sharpness, {"max_steps": 5}, "gfs_sharpness"),
+    ]
+    for probe, kwargs, key in cases:
+        values = probe_measurement(1, probe, mse, (x, y), prefix="p/", **kwargs).fn(model, 0)
+        assert "p/" + key in values and np.isfinite(values["p/" + key])
+    values = probe_measurement(1, batch_sharpness, mse, (x, y), batch_size=5, num_batches=2, tol=1e-9).fn(model, 0)
+    assert values["full_batch_sharpness"] == pytest.approx(exact[-1], rel=REL)
