@@ -1,0 +1,143 @@
+"""The Lanczos iteration with full reorthogonalization, on any symmetric operator ``v ↦ A v``.
+
+Lanczos (1950), in the form of Golub & Van Loan, "Matrix Computations" (4th ed., 2013),
+Algorithm 10.1.1 with complete reorthogonalization (§10.3.1): after j steps,
+A V_j = V_j T_j + β_j v_{j+1} e_jᵀ with T_j tridiagonal. A Ritz pair (θ_i, y_i = V_j s_i) of T_j
+has residual ‖A y_i − θ_i y_i‖ = β_j |e_jᵀ s_i| (ibid., eq. 10.1.8), which needs no extra product:
+it is the stopping rule. For symmetric A some eigenvalue of A lies within that residual of θ_i
+(Parlett, "The Symmetric Eigenvalue Problem", 1998, Thm 4.5.1), and within residual²/gap when θ_i
+is separated from the rest of the spectrum by ``gap`` (ibid., Thm 11.7.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+
+Which = Literal["largest", "smallest", "both", "magnitude"]
+WHICH = ("largest", "smallest", "both", "magnitude")
+
+
+@dataclass
+class LanczosRun:
+    """Output of :func:`lanczos`: the tridiagonal T (``alphas``, ``betas``), the basis V (columns),
+    the last β (for residuals), and how many products were made."""
+
+    alphas: np.ndarray
+    betas: np.ndarray  # off-diagonal of T, length m−1
+    basis_rows: torch.Tensor  # (m, n): the Lanczos vectors as rows
+
+    @property
+    def basis(self) -> torch.Tensor:
+        """V (n × m), the Lanczos vectors as columns (a view)."""
+        return self.basis_rows.T
+    beta_last: float
+    matvecs: int
+    invariant: bool  # the Krylov space became invariant (β ≈ 0): the Ritz values are exact
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ritz values (ascending) and the eigenvectors of T (columns)."""
+        return tridiagonal_eigh(self.alphas, self.betas)
+
+    def residuals(self, vectors: np.ndarray) -> np.ndarray:
+        """‖A y − θ y‖ of each Ritz pair: β_m |last component of s|."""
+        return 0.0 if self.invariant else self.beta_last * np.abs(vectors[-1, :])
+
+
+def tridiagonal_eigh(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the symmetric tridiagonal matrix with diagonal ``alphas``."""
+    m = len(alphas)
+    t = np.diag(np.asarray(alphas, dtype=np.float64))
+    if m > 1:
+        b = np.asarray(betas, dtype=np.float64)
+        t += np.diag(b, 1) + np.diag(b, -1)
+    return np.linalg.eigh(t)
+
+
+def _wanted(theta: np.ndarray, k: int, which: Which) -> np.ndarray:
+    """Indices (into ascending ``theta``) of the k wanted Ritz values."""
+    m = len(theta)
+    k = min(k, m)
+    if which == "largest":
+        return np.arange(m - k, m)
+    if which == "smallest":
+        return np.arange(0, k)
+    if which == "magnitude":
+        return np.sort(np.argsort(-np.abs(theta), kind="stable")[:k])
+    # both: k largest and k smallest
+    return np.unique(np.concatenate([np.arange(0, k), np.arange(max(m - k, 0), m)]))
+
+
+def lanczos(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    v0: torch.Tensor,
+    max_iter: int,
+    k: int = 1,
+    which: Which = "largest",
+    tol: float | None = None,
+    check_every: int = 1,
+    min_iter: int = 0,
+) -> LanczosRun:
+    """Run up to ``max_iter`` Lanczos steps from ``v0`` with full reorthogonalization.
+
+    With ``tol`` set, stop as soon as the ``k`` wanted Ritz pairs (and at least ``k + 1`` steps)
+    have residuals ≤ tol·|θ_max|, with |θ_max| the largest Ritz value in absolute value (the
+    operator's norm as far as Lanczos has seen it); a non-finite product raises FloatingPointError; without it run all ``max_iter`` steps (used by
+    stochastic Lanczos quadrature). Stops early if the Krylov space becomes invariant.
+    """
+    n = v0.numel()
+    max_iter = max(1, min(int(max_iter), n))
+    dtype, device = v0.dtype, v0.device
+    # row-major and grown by doubling: contiguous rows keep the reorthogonalization fast, and
+    # memory follows the steps taken rather than max_iter
+    basis = torch.zeros(min(max_iter, 16), n, dtype=dtype, device=device)
+    v = v0.reshape(-1) / torch.linalg.vector_norm(v0)
+    basis[0] = v
+    alphas: list[float] = []
+    betas: list[float] = []
+    beta = 0.0
+    invariant = False
+    eps = torch.finfo(dtype).eps
+    norm_est = 0.0
+    for j in range(max_iter):
+        w = matvec(basis[j])
+        alpha = float(torch.dot(w, basis[j]))
+        if not np.isfinite(alpha) or not bool(torch.isfinite(w).all()):
+            raise FloatingPointError(f"non-finite matrix-vector product at Lanczos step {j} (diverged parameters?)")
+        alphas.append(alpha)
+        # full reorthogonalization against all previous vectors, twice ("twice is enough":
+        # Giraud, Langou, Rozložník & van den Eshof 2005, Numer. Math. 101)
+        v_j = basis[: j + 1]
+        for _ in range(2):
+            w = w - v_j.T @ (v_j @ w)
+        beta = float(torch.linalg.vector_norm(w))
+        norm_est = max(norm_est, abs(alpha) + beta + (betas[-1] if betas else 0.0))
+        if beta <= 10 * eps * max(norm_est, 1e-300) * np.sqrt(n):
+            invariant = True
+            break
+        if j + 1 < max_iter:
+            if j + 1 >= basis.shape[0]:
+                grown = torch.zeros(min(max_iter, 2 * basis.shape[0]), n, dtype=dtype, device=device)
+                grown[: basis.shape[0]] = basis
+                basis = grown
+            basis[j + 1] = w / beta
+            betas.append(beta)
+        if tol is not None and j + 1 >= max(k + 1, min_iter) and ((j + 1) % check_every == 0):
+            theta, s = tridiagonal_eigh(np.array(alphas), np.array(betas[:j]))
+            res = beta * np.abs(s[-1, :])
+            idx = _wanted(theta, k, which)
+            scale = max(np.max(np.abs(theta)), 1e-300)
+            if np.all(res[idx] <= tol * scale):
+                break
+    m = len(alphas)
+    return LanczosRun(
+        alphas=np.array(alphas),
+        betas=np.array(betas[: m - 1]),
+        basis_rows=basis[:m],
+        beta_last=beta,
+        matvecs=m,
+        invariant=invariant,
+    )
