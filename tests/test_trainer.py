@@ -98,6 +98,7 @@ def test_loss_tolerance_and_measurements():
     r = Trainer(m, mse, (x, y), lr=0.1, max_steps=100_000, loss_tol=1e-6, measurements=[meas], recorder=rec, prefix="p/").fit()
     assert r.status == "converged" and r.loss <= 1e-6
     assert calls[:3] == [0, 5, 10] and calls[-1] == r.steps
+    assert len(calls) == len(set(calls))  # the last step is measured once, due or not
     assert rec.series("p/w0")[0] == calls
     assert rec.series("p/loss")[0][0] == 0
 

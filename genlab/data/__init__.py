@@ -1,5 +1,6 @@
 """Datasets, generated locally or shipped inside a package (never downloaded)."""
 
+from genlab.data.chebyshev import chebyshev_regression
 from genlab.data.classification import (
     ClassificationData,
     corrupt_labels,
@@ -10,6 +11,7 @@ from genlab.data.classification import (
 from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
 
 __all__ = [
+    "chebyshev_regression",
     "GROUND_TRUTHS",
     "univariate_regression",
     "ClassificationData",

@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 
 from genlab.data.chebyshev import chebyshev_regression
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
-from genlab.models.fully_connected import fully_connected
+from genlab.models.mlp import mlp
 from genlab.train import Measurement, Trainer
 from genlab.train.probe_measurements import sharpness_measurement
 
@@ -107,7 +107,7 @@ class EdgeOfStability(Experiment):
         runs = []
         with recorder.progress(self.name, config.steps * len(config.step_sizes)) as bar:
             for eta in config.step_sizes:
-                model = fully_connected(1, config.widths, 1, "tanh", seed=config.seed, dtype=dtype)
+                model = mlp(1, config.widths, 1, activation="tanh", seed=config.seed, dtype=dtype)
                 tag = f"eta={eta:g}/"
                 sink = _Series(recorder, tag)
                 loss_every_step = Measurement(1, lambda m, s: {"train_loss": float(half_squared_loss(m(x), y).detach())})

@@ -26,7 +26,7 @@ import torch
 from pydantic import Field, field_validator
 
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
-from genlab.models.fully_connected import fully_connected
+from genlab.models.mlp import mlp
 from genlab.models.scalar import ScalarNetwork
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.gfs import gfs_sharpness
@@ -133,15 +133,15 @@ class GFSSharpness(Experiment):
         g = torch.Generator().manual_seed(config.seed)
         x = torch.randn(config.mlp_n, config.mlp_dim, generator=g, dtype=torch.float64)
         y = torch.randn(config.mlp_n, 1, generator=g, dtype=torch.float64)
-        mlp = fully_connected(config.mlp_dim, [config.mlp_width], 1, "tanh", seed=config.seed)
-        phi_mlp0 = gfs_sharpness(mlp, half_squared_loss, (x, y), grad_tol=config.flow_grad_tol, rtol=config.flow_rtol,
+        mlp_net = mlp(config.mlp_dim, [config.mlp_width], 1, activation="tanh", seed=config.seed, dtype=torch.float64)
+        phi_mlp0 = gfs_sharpness(mlp_net, half_squared_loss, (x, y), grad_tol=config.flow_grad_tol, rtol=config.flow_rtol,
                                  max_steps=20_000, reestimate_every=20, seed=config.seed)
         eta_m = 2.0 / (config.ratio * phi_mlp0.sharpness)
 
         with recorder.progress(self.name, config.scalar_steps + config.mlp_steps) as bar:
             scalar = _gd(ScalarNetwork(w0), scalar_data, eta_s, config.scalar_steps, config.scalar_every, config,
                          extra=closed, progress=bar)
-            mlp_rows = _gd(mlp, (x, y), eta_m, config.mlp_steps, config.measure_every, config, progress=bar)
+            mlp_rows = _gd(mlp_net, (x, y), eta_m, config.mlp_steps, config.measure_every, config, progress=bar)
         for tag, rows in (("scalar/", scalar), ("mlp/", mlp_rows)):
             for i, step in enumerate(rows["step"]):
                 recorder.log_many(

@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 
 from genlab.data.classification import gaussian_clusters, mnist1d
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
-from genlab.models.fully_connected import fully_connected
+from genlab.models.mlp import mlp
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.spectrum import hessian_spectrum
 from genlab.train import Trainer
@@ -91,7 +91,7 @@ class HessianOutliers(Experiment):
 
     def _measure(self, name: str, c: int, x: torch.Tensor, y: torch.Tensor, config: HessianOutliersConfig,
                  recorder: Any, bar: Any) -> dict[str, Any]:
-        model = fully_connected(x.shape[1], [config.width, config.width], c, "relu", seed=config.seed)
+        model = mlp(x.shape[1], [config.width, config.width], c, activation="relu", seed=config.seed, dtype=torch.float64)
         result = Trainer(model, F.cross_entropy, (x, y), lr=config.lr, max_steps=config.steps, seed=config.seed,
                          recorder=recorder, prefix=f"{name}/", log_every=max(config.steps // 50, 1), progress=bar).fit()
         with torch.no_grad():

@@ -1,5 +1,7 @@
 """Small models used by the experiments."""
 
+from genlab.models.mlp import mlp
 from genlab.models.relu1d import TwoLayerReLU1D
+from genlab.models.scalar import ScalarNetwork
 
-__all__ = ["TwoLayerReLU1D"]
+__all__ = ["TwoLayerReLU1D", "ScalarNetwork", "mlp"]

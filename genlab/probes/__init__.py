@@ -5,6 +5,10 @@ or an iterable of such pairs; the model is never modified.
 """
 
 from genlab.probes.dense import dense_eigenvalues, dense_hessian, dense_top_eigenvalue
+from genlab.probes.curvature import BatchSharpness, EigenResult, batch_sharpness, hessian_eigenvalues, hessian_top_eigenvalue
+from genlab.probes.gfs import GFSResult, gfs_sharpness
+from genlab.probes.spectrum import SpectrumResult, hessian_spectrum
+from genlab.probes.trace import TraceResult, hessian_trace
 from genlab.probes.data_importance import average_over_seeds, el2n_scores, grand_scores
 from genlab.probes.distance import Distance, distance_from_init
 from genlab.probes.gradient_stats import (
@@ -27,6 +31,17 @@ from genlab.probes.function_space import (
 )
 
 __all__ = [
+    "BatchSharpness",
+    "EigenResult",
+    "batch_sharpness",
+    "hessian_eigenvalues",
+    "hessian_top_eigenvalue",
+    "GFSResult",
+    "gfs_sharpness",
+    "SpectrumResult",
+    "hessian_spectrum",
+    "TraceResult",
+    "hessian_trace",
     "average_over_seeds",
     "el2n_scores",
     "grand_scores",

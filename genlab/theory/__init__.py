@@ -3,6 +3,7 @@
 from genlab.theory.deep_linear import saxe_learning_time, saxe_mode_strength
 from genlab.theory.double_descent import min_norm_risk, min_norm_risk_finite, mp_stieltjes, optimal_ridge, ridge_risk
 from genlab.theory.forgetting import cyclic_forgetting_bound, forgetting_curve, null_space_projector, two_task_forgetting
+from genlab.theory.gfs import scalar_gf_limit, scalar_gfs_sharpness
 from genlab.theory.max_margin import HardMarginSVM, direction_error, hard_margin_svm, max_margin_direction
 from genlab.theory.quantization import aciq_optimal_clip, clipping_error, clipping_mse, rounding_error, uniform_quantize
 from genlab.theory.representation_cost import (
@@ -19,6 +20,8 @@ from genlab.theory.stability import (
 )
 
 __all__ = [
+    "scalar_gf_limit",
+    "scalar_gfs_sharpness",
     "saxe_learning_time",
     "saxe_mode_strength",
     "min_norm_risk",

@@ -2,10 +2,13 @@
 
 from genlab.train.checkpoint import load_checkpoint, save_checkpoint
 from genlab.train.monitor import Measurement
+from genlab.train.probe_measurements import probe_measurement, sharpness_measurement
 from genlab.train.schedules import constant, cosine, step_decay, warmup
 from genlab.train.trainer import Trainer, TrainResult
 
 __all__ = [
+    "probe_measurement",
+    "sharpness_measurement",
     "Trainer",
     "TrainResult",
     "Measurement",

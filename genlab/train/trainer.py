@@ -108,9 +108,10 @@ class Trainer:
         if self.recorder is not None and values:
             self.recorder.log_many({self.prefix + k: float(v) for k, v in values.items()}, step)
 
-    def _measure(self, step: int, force: bool = False) -> None:
+    def _measure(self, step: int, at_end: bool = False) -> None:
+        """Run the measurements due at ``step``; with ``at_end``, those not due there but wanted at the end."""
         for m in self.measurements:
-            if m.due(step) or (force and m.at_end):
+            if (m.at_end and not m.due(step)) if at_end else m.due(step):
                 was_training = self.model.training
                 values = m.fn(self.model, step)
                 self.model.train(was_training)
@@ -202,6 +203,6 @@ class Trainer:
     def _finish(self, step: int, loss: float, grad_norm: float) -> None:
         if step % self.log_every != 0:
             self._record({"loss": loss, "grad_norm": grad_norm}, step)
-        self._measure(step, force=True)
+        self._measure(step, at_end=True)
         if self.progress is not None:
             self.progress.advance(max(self.max_steps - step, 0))
