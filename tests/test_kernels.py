@@ -36,7 +36,7 @@ def _tiny(c: int) -> torch.nn.Module:
 REL = 1e-8  # float64 contractions of the same numbers in a different order: ~1e-15 expected
 
 
-@pytest.mark.parametrize("max_elements", [2**24, 50])  # all at once / one example per chunk
+@pytest.mark.parametrize("max_elements", [2**24, 50, 600, 2000])  # all at once, 1 example, uneven chunks
 def test_empirical_ntk_matches_jacobian_products(max_elements: int) -> None:
     g = torch.Generator().manual_seed(1)
     x1 = torch.randn(6, 3, generator=g, dtype=torch.float64)

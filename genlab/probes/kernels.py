@@ -73,13 +73,13 @@ def empirical_ntk(
         c = int(fm.forward(theta, x1[:1]).reshape(1, -1).shape[1])
     scalar = c == 1
     per_example = c * fm.size
-    chunk = max(1, max_elements // (2 * per_example))  # two Jacobian blocks live at once
     n1, n2 = int(x1.shape[0]), int(x2.shape[0])
+    # All Jacobian blocks are kept when they fit in the budget; otherwise two blocks of `chunk`
+    # examples live at once and the column blocks are recomputed for every row block.
+    cache_all = (n1 + (0 if symmetric else n2)) * per_example <= max_elements
+    chunk = max(n1, n2) if cache_all else max(1, max_elements // (2 * per_example))
     full = torch.empty(n1, n2, c, c, dtype=theta.dtype) if (outputs == "full" and not scalar) else None
     red = torch.empty(n1, n2, dtype=theta.dtype) if full is None else None
-
-    # Cache every Jacobian block when they all fit in the budget, else recompute per row block.
-    cache_all = (n1 + (0 if symmetric else n2)) * per_example <= max_elements
     blocks2: dict[int, torch.Tensor] = {}
 
     def block2(j: int) -> torch.Tensor:
@@ -91,12 +91,15 @@ def empirical_ntk(
         return jac
 
     for i in range(0, n1, chunk):
-        ja = _jacobian(fm, theta, x1[i : i + chunk])
+        ja = blocks2[i] if (symmetric and i in blocks2) else _jacobian(fm, theta, x1[i : i + chunk])
         if symmetric and cache_all:
             blocks2[i] = ja
         for j in range(0, n2, chunk):
-            if symmetric and j < i and full is None and red is not None:
-                red[i : i + chunk, j : j + chunk] = red[j : j + chunk, i : i + chunk].T
+            if symmetric and j < i:  # Θ(x_a, x_b) = Θ(x_b, x_a)ᵀ over the output indices
+                if full is not None:
+                    full[i : i + chunk, j : j + chunk] = full[j : j + chunk, i : i + chunk].permute(1, 0, 3, 2)
+                else:
+                    red[i : i + chunk, j : j + chunk] = red[j : j + chunk, i : i + chunk].T
                 continue
             jb = ja if (symmetric and i == j) else block2(j)
             if full is not None:
