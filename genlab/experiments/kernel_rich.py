@@ -32,7 +32,7 @@ PAPER = "Woodworth, Gunasekar, Lee, Moroshko, Savarese, Golan, Soudry & Srebro 2
 class KernelRichConfig(ExperimentConfig):
     """Config of :class:`KernelRich`."""
 
-    n: int = Field(20, ge=1, description="number of samples (n < d)")
+    n: int = Field(25, ge=1, description="number of samples (n < d)")
     d: int = Field(50, ge=2, description="dimension")
     sparsity: int = Field(3, ge=1, description="number of nonzero entries k of β*")
     noise: float = Field(0.0, ge=0, description="label noise standard deviation")
