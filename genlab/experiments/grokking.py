@@ -48,12 +48,12 @@ class GrokkingConfig(ExperimentConfig):
 
     D: int = Field(20, ge=2, description="input dimension")
     N: int = Field(50, ge=1, description="hidden units")
-    P: int = Field(60, ge=2, description="training points")
+    P: int = Field(80, ge=2, description="training points")
     n_test: int = Field(2000, ge=10, description="test points")
     epsilon: float = Field(0.05, gt=0, description="ε of φ(h) = h + (ε/2)h²")
-    alphas: list[float] = Field(default_factory=lambda: [3.0, 10.0, 30.0], min_length=2, description="output scales α")
+    alphas: list[float] = Field(default_factory=lambda: [3.0, 10.0, 50.0], min_length=2, description="output scales α")
     eta_rel: float = Field(0.5, gt=0, lt=2, description="η0 as a fraction of 1/λ_max(K0/P)")
-    steps: int = Field(20_000, ge=10, description="GD steps")
+    steps: int = Field(30_000, ge=10, description="GD steps")
     measure_every: int = Field(200, ge=1, description="measurement period (steps)")
     train_threshold: float = Field(0.1, gt=0, lt=1, description="'train loss has fallen': L_train ≤ this·L_train(0)")
     test_threshold: float = Field(0.5, gt=0, lt=1, description="'test loss has fallen': L_test ≤ this·L_test(0)")
@@ -73,7 +73,7 @@ class GrokkingConfig(ExperimentConfig):
         return {
             "quick": {},
             "full": {
-                "D": 50, "N": 200, "P": 150, "alphas": [1.0, 3.0, 10.0, 30.0, 100.0], "steps": 300_000, "measure_every": 500,
+                "N": 200, "alphas": [1.0, 3.0, 10.0, 30.0, 50.0, 100.0], "steps": 100_000, "measure_every": 250,
                 "mod_p": 59, "mod_train_fraction": 0.5, "mod_width": 128, "mod_steps": 50_000,
             },
         }
