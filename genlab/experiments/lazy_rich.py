@@ -1,7 +1,7 @@
 """lazy-rich: scaling the output of a network by α makes its training lazy as α grows.
 
 Claim (Chizat, Oyallon & Bach 2019, "On lazy training in differentiable programming", NeurIPS,
-arXiv 1812.07956, Thm 2.3 and §2.2): training the centred model F = α[f(·; θ) − f(·; θ0)] with the
+arXiv 1812.07956, §2): training the centred model F = α[f(·; θ) − f(·; θ0)] with the
 loss (1/2n)‖F(X) − y‖² and step η0/α², the parameters move by ‖θ − θ0‖ = O(1/α), the tangent kernel
 stays at its initial value (up to O(1/α)), and the trained predictor converges to that of the
 linearized model — kernel gradient descent with the initial tangent kernel K0 (ridgeless kernel
@@ -14,7 +14,7 @@ of ``width``), full-batch GD for ``steps`` steps with η0 = ``eta_rel``/λ_max(K
 relative weight change ‖θ_T − θ0‖/‖θ0‖, the kernel distance (Fort et al. 2020) between the
 empirical NTK at θ0 and at θ_T on train ∪ test inputs, and the relative test-prediction gap to
 the linearized model run for the same steps, K0(x, X)K0⁻¹[I − (I − η0K0/n)^T]y (Lee et al. 2019,
-arXiv 1902.06720, eq. 9), which is ridgeless kernel regression with K0 as T → ∞ (also reported).
+arXiv 1902.06720, §2.2), which is ridgeless kernel regression with K0 as T → ∞ (also reported).
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class LazyRich(Experiment):
                     measured=f"{shown}; fitted slope {slope:.2f}{note}",
                     tolerance=tol,
                     passed=passed,
-                    paper=PAPER + (", Thm 2.3" if key != "weight_change" else ", §2.2 (‖Δθ‖ = O(1/α))"),
+                    paper=PAPER + (", §2" if key != "weight_change" else ", §2 (‖Δθ‖ = O(1/α))"),
                 )
             )
         return out

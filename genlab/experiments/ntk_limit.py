@@ -2,7 +2,7 @@
 
 Claim (Jacot, Gabriel & Hongler 2018, arXiv 1806.07572, Thm 1–2; Lee, Xiao, Schoenholz, Bahri,
 Novak, Sohl-Dickstein & Pennington 2019, "Wide neural networks of any depth evolve as linear models
-under gradient descent", arXiv 1902.06720, eq. 9; Arora et al. 2019, arXiv 1904.11955, Thm 3.2):
+under gradient descent", arXiv 1902.06720, §2.2; Arora et al. 2019, arXiv 1904.11955, §3):
 as the width of an NTK-parameterized network grows, GD training follows kernel gradient descent
 with the deterministic limiting NTK Θ, so after T steps of size η on L = (1/2n)‖f(X) − y‖² the
 prediction is f_T(x) = Θ(x, X)Θ(X, X)⁻¹[I − (I − ηΘ(X, X)/n)^T]y (→ ridgeless kernel regression
@@ -87,7 +87,7 @@ class NTKLimit(Experiment):
         lam = np.linalg.eigvalsh(k / config.n)
         eta = config.eta_rel / lam[-1]
         decay = np.linalg.matrix_power(np.eye(config.n) - eta * k / config.n, config.steps)
-        pred_t = kernel_regression_predict(k, (np.eye(config.n) - decay) @ y, kt)  # Lee et al. 2019, eq. 9
+        pred_t = kernel_regression_predict(k, (np.eye(config.n) - decay) @ y, kt)  # Lee et al. 2019, §2.2
         pred_inf = kernel_regression_predict(k, y, kt)
         xs, ys, xts = (torch.tensor(a) for a in (x, y, xt))
         runs = []

@@ -1,7 +1,7 @@
 """Fully connected ReLU network in the NTK parameterization.
 
 Jacot, Gabriel & Hongler 2018 (arXiv 1806.07572, §2) and Arora, Du, Hu, Li, Salakhutdinov &
-Wang 2019 (arXiv 1904.11955, eq. 3): every weight and bias is N(0, 1) and the layer map is
+Wang 2019 (arXiv 1904.11955, §3): every weight and bias is N(0, 1) and the layer map is
 
     h¹ = sqrt(σ_w²/d₀)·W¹x + σ_b·b¹,   h^{l+1} = sqrt(σ_w²/n_l)·W^{l+1} relu(h^l) + σ_b·b^{l+1},
 

@@ -4,7 +4,7 @@
   "Neural tangent kernel: convergence and generalization in neural networks", arXiv 1806.07572,
   Def. of Θ in §4), computed by Jacobian contractions over chunks of inputs so memory stays bounded.
 - :func:`kernel_distance` — 1 − ⟨K0, K1⟩_F / (‖K0‖_F ‖K1‖_F) (Fort, Dziugaite, Paul, Kharaghani,
-  Roy & Ganguli 2020, "Deep learning versus kernel learning", arXiv 2010.15110, eq. 3).
+  Roy & Ganguli 2020, "Deep learning versus kernel learning", arXiv 2010.15110, §3 "kernel distance").
 - :func:`kernel_alignment` — centered kernel–target alignment (Cortes, Mohri & Rostamizadeh 2012,
   "Algorithms for learning kernels based on centered alignment", JMLR 13, Def. 1–2).
 - :func:`relative_weight_change` — ‖θ − θ0‖ / ‖θ0‖, the laziness measure of Chizat, Oyallon & Bach
@@ -118,7 +118,7 @@ def _as_numpy(k: ArrayLike) -> np.ndarray:
 def kernel_distance(k0: ArrayLike, k1: ArrayLike) -> float:
     """1 − ⟨K0, K1⟩_F / (‖K0‖_F ‖K1‖_F): 0 for kernels equal up to scale, up to 2.
 
-    Fort et al. 2020 (arXiv 2010.15110), eq. 3 ("kernel distance"). Any shapes, equal."""
+    Fort et al. 2020 (arXiv 2010.15110, §3, "kernel distance"). Any shapes, equal."""
     a, b = _as_numpy(k0).astype(np.float64), _as_numpy(k1).astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"kernels must have the same shape, got {a.shape} and {b.shape}")

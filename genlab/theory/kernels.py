@@ -1,7 +1,7 @@
 """Infinite-width kernels of fully connected ReLU networks, and kernel regression.
 
 Conventions (NTK parameterization; Jacot, Gabriel & Hongler 2018, arXiv 1806.07572, §2 and
-Thm 1; Arora, Du, Hu, Li, Salakhutdinov & Wang 2019, arXiv 1904.11955, §3 eq. 3–5): all weights
+Thm 1; Arora, Du, Hu, Li, Salakhutdinov & Wang 2019, arXiv 1904.11955, §3 and App. E): all weights
 and biases N(0, 1); layer l maps h^{l+1} = sqrt(σ_w²/n_l)·W^{l+1} relu(h^l) + σ_b·b^{l+1}, the first
 layer sqrt(σ_w²/d₀)·W¹x + σ_b·b¹ (so inputs enter through x·x'/d₀), ``depth`` hidden ReLU layers and
 a linear read-out scaled the same way (see :class:`genlab.models.ntk_mlp.NTKMLP`).
@@ -13,7 +13,7 @@ Recursion, with Σ¹(x, x') = σ_w²·x·x'/d₀ + σ_b² and, for l = 1 … dep
     Θ¹ = Σ¹,   Θ^{l+1} = Θ^l·Σ̇^{l+1} + Σ^{l+1}.
 
 The ReLU expectations are the arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009, "Kernel
-methods for deep learning", NIPS, eq. 6): with cos θ = Σ(x,x')/sqrt(Σ(x,x)Σ(x',x')),
+methods for deep learning", NIPS, §2.1, arc-cosine kernels of degree 0 and 1): with cos θ = Σ(x,x')/sqrt(Σ(x,x)Σ(x',x')),
 
     E[relu(u)relu(v)] = sqrt(Σ(x,x)Σ(x',x'))·(sin θ + (π − θ)cos θ)/(2π),   E[relu'(u)relu'(v)] = (π − θ)/(2π).
 
@@ -32,7 +32,7 @@ __all__ = ["nngp_relu", "ntk_relu", "relu_kernels", "kernel_regression", "kernel
 
 def _arccos_terms(k12: np.ndarray, k11: np.ndarray, k22: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(E[relu(u)relu(v)], E[relu'(u)relu'(v)]) for the Gaussian pair with the given covariances
-    (Cho & Saul 2009, eq. 6, degrees 1 and 0, normalized to a Gaussian expectation)."""
+    (Cho & Saul 2009, §2.1, degrees 1 and 0, normalized to a Gaussian expectation)."""
     norm = np.sqrt(np.outer(k11, k22))
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(norm > 0, k12 / np.where(norm > 0, norm, 1.0), 0.0)
@@ -54,7 +54,7 @@ def relu_kernels(
     """(NNGP, NTK) of an FC ReLU network with ``depth`` hidden layers, shape (n1, n2) each.
 
     The recursion and conventions are those of the module docstring (Jacot et al. 2018, Thm 1;
-    Arora et al. 2019, eq. 4–5; Cho & Saul 2009, eq. 6)."""
+    Arora et al. 2019, §3; Cho & Saul 2009, §2.1)."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     if sigma_w2 <= 0 or sigma_b2 < 0:
@@ -80,13 +80,13 @@ def relu_kernels(
 
 def nngp_relu(x1, x2=None, depth: int = 1, *, sigma_w2: float = 2.0, sigma_b2: float = 0.0) -> np.ndarray:
     """NNGP kernel Σ^{depth+1}(x1, x2) of the FC ReLU network (Cho & Saul 2009; Lee et al. 2018,
-    arXiv 1711.00165, eq. 4–5); see the module docstring for conventions."""
+    arXiv 1711.00165, §2.5); see the module docstring for conventions."""
     return relu_kernels(x1, x2, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2)[0]
 
 
 def ntk_relu(x1, x2=None, depth: int = 1, *, sigma_w2: float = 2.0, sigma_b2: float = 0.0) -> np.ndarray:
     """Infinite-width NTK Θ^{depth+1}(x1, x2) of the FC ReLU network (Jacot et al. 2018, Thm 1;
-    Arora et al. 2019, arXiv 1904.11955, eq. 5); see the module docstring for conventions."""
+    Arora et al. 2019, arXiv 1904.11955, §3); see the module docstring for conventions."""
     return relu_kernels(x1, x2, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2)[1]
 
 
@@ -97,7 +97,7 @@ def kernel_regression_predict(
     minimum-RKHS-norm interpolant, computed with a least-squares solve so a singular K is allowed).
 
     The limit of gradient-flow training of a network in the kernel regime from a zero-output
-    start (Jacot et al. 2018, §5; Lee et al. 2019, arXiv 1902.06720, eq. 9 at t → ∞)."""
+    start (Jacot et al. 2018, §5; Lee et al. 2019, arXiv 1902.06720, §2.2, at t → ∞)."""
     k = np.asarray(k_train, dtype=np.float64)
     y = np.asarray(y_train, dtype=np.float64)
     kt = np.asarray(k_test_train, dtype=np.float64)
