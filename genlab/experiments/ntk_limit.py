@@ -54,7 +54,7 @@ class NTKLimitConfig(ExperimentConfig):
     def presets(cls) -> dict[str, dict[str, Any]]:
         return {
             "quick": {},
-            "full": {"depth": 2, "widths": [32, 64, 128, 256, 512, 1024, 2048], "seeds": 5, "steps": 4000, "n": 40},
+            "full": {"depth": 2, "widths": [64, 128, 256, 512, 1024], "seeds": 4, "steps": 2000, "n": 40},
         }
 
 
