@@ -75,3 +75,16 @@ def test_relu1d_sharpness_includes_output_bias_curvature():
     x = torch.linspace(-1, 1, 5, dtype=torch.float64)
     lam = dense_top_eigenvalue(m, lambda o, t: 0.5 * torch.mean((o - t) ** 2), (x, torch.zeros(5, dtype=torch.float64)))
     assert lam == pytest.approx(1.0)
+
+
+def test_train_mode_batchnorm_hessian_matches_finite_differences_and_keeps_buffers():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1)).double().train()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(8, 1, generator=g, dtype=torch.float64)
+    stats = [b.clone() for b in m.buffers()]
+    H = dense_hessian(m, mse, (x, y))
+    Hfd = fd_hessian(m, mse, x, y)
+    assert torch.allclose(H, Hfd, rtol=0, atol=1e-7 * Hfd.abs().max())
+    assert all(torch.equal(a, b) for a, b in zip(stats, m.buffers()))

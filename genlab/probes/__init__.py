@@ -21,6 +21,7 @@ from genlab.probes.gradient_stats import (
     minibatch_gradient_noise,
     tail_index,
 )
+from genlab.probes.kernels import empirical_ntk, kernel_alignment, kernel_distance, relative_weight_change
 from genlab.probes.per_example import PerExampleStats, per_example_stats
 from genlab.probes.function_space import (
     Knots,
@@ -31,6 +32,10 @@ from genlab.probes.function_space import (
 )
 
 __all__ = [
+    "empirical_ntk",
+    "kernel_alignment",
+    "kernel_distance",
+    "relative_weight_change",
     "BatchSharpness",
     "EigenResult",
     "batch_sharpness",

@@ -61,7 +61,10 @@ class FlatModel:
 
     def forward(self, flat: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         params = {**self.frozen, **self.unflatten(flat)}
-        return functional_call(self.model, (params, self.buffers), (inputs,))
+        # buffers are copied per call: train-mode BatchNorm updates its running statistics in
+        # place, which must touch neither the module nor a tensor captured by a torch.func transform
+        buffers = {n: b.clone() for n, b in self.buffers.items()}
+        return functional_call(self.model, (params, buffers), (inputs,))
 
     def loss(self, flat: torch.Tensor, loss_fn: LossFn, batch: Batch) -> torch.Tensor:
         x, y = batch

@@ -1,7 +1,8 @@
 """Exact dense Hessians for small models — the reference every curvature probe is tested against,
 and the sharpness measurement of the small experiments (a 301-parameter network: a few ms).
 
-Mode: the module is evaluated in whatever train/eval mode it is in; buffers are read, not updated.
+Mode: the module is evaluated in whatever train/eval mode it is in (train-mode BatchNorm uses the
+batch statistics of each chunk); buffers are read, never updated.
 """
 
 from __future__ import annotations
