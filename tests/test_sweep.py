@@ -22,9 +22,9 @@ from genlab.sweep.executors import InlineExecutor
 from genlab.sweep.grid import parse_grid, sweep_id
 from genlab.sweep.report import mean_interval, render_sweep_report
 
-# a stable-minima point that takes about a second: 8 points, width 8, one step size
+# stable-minima points of 8 data points, width 8, one step size: about 1-2 s (CLI) and 0.3 s (in process)
 TINY = ["n=8", "width=8", "step_sizes=[0.3]", "flow_time=600", "measure_every=100000"]
-TINY_SETS = {"n": 8, "width": 8, "step_sizes": [0.3], "flow_time": 600.0, "measure_every": 100000}
+TINY_SETS = {"n": 8, "width": 8, "step_sizes": [0.3], "flow_time": 150.0, "measure_every": 100000}
 
 
 def _genlab(*args: str, **kw) -> subprocess.Popen:
@@ -45,7 +45,9 @@ def test_parse_grid_and_id() -> None:
             parse_grid(bad)
 
 
-def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from genlab.cli import main
+
     home = tmp_path / "h"
     for args in (
         ["sweep", "stable-minima", "--grid", "nope=1,2"],
@@ -55,9 +57,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
         ["sweep", "no-such-experiment", "--grid", "seed=0:2"],
         ["sweep-report", "nothing"],
     ):
-        p = _genlab(*args, "--home", str(home))
-        _, err = p.communicate(timeout=60)
-        assert p.returncode == 2, (args, err)
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--home", str(home)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, (args, err)
         assert len(err.strip().splitlines()) == 1 and err.startswith("genlab: error:"), err
         assert not home.exists()
 
@@ -92,7 +95,7 @@ def test_failed_point_is_recorded_and_the_rest_go_on(tmp_path: Path, monkeypatch
 
 def test_sigint_then_resume_skips_finished_points(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    args = ["sweep", "stable-minima", "--grid", "seed=0:10", "--workers", "2", "--home", str(home)]
+    args = ["sweep", "stable-minima", "--grid", "seed=0:6", "--workers", "2", "--home", str(home)]
     for kv in TINY:
         args += ["--set", kv]
     p = _genlab(*args, start_new_session=True)
@@ -114,7 +117,7 @@ def test_sigint_then_resume_skips_finished_points(tmp_path: Path) -> None:
         first = s.runs()
     assert not [r for r in first if r["status"] == "running"]
     done_first = {r["config_hash"]: r["id"] for r in first if r["status"] == "finished"}
-    assert 2 <= len(done_first) < 10
+    assert 2 <= len(done_first) < 6
     assert [r for r in first if r["status"] == "interrupted"], "no point was in flight at SIGINT"
 
     p = _genlab(*args)
@@ -125,18 +128,18 @@ def test_sigint_then_resume_skips_finished_points(tmp_path: Path) -> None:
         second = s.runs()
         sweep = second[0]["sweep"]
         latest = sweep_runs(s, sweep)
-    assert len(latest) == 10 and {r["seed"] for r in latest} == set(range(10))
+    assert len(latest) == 6 and {r["seed"] for r in latest} == set(range(6))
     new = [r for r in second if r["id"] not in {q["id"] for q in first}]
-    assert len(new) == 10 - len(done_first)  # only the unfinished points ran again
+    assert len(new) == 6 - len(done_first)  # only the unfinished points ran again
     assert not {r["config_hash"] for r in new} & set(done_first)
     for r in latest:  # finished points kept their first run
         if r["config_hash"] in done_first:
             assert r["id"] == done_first[r["config_hash"]]
 
-    # the report: means and 95% intervals over the 10 seeds
-    p = _genlab("sweep-report", sweep, "--home", str(home), "--out", str(tmp_path / "r.html"))
-    _, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
+    # the report: means and 95% intervals over the 6 seeds
+    from genlab.cli import main
+
+    main(["sweep-report", sweep, "--home", str(home), "--out", str(tmp_path / "r.html")])
     page = (tmp_path / "r.html").read_text()
     assert "95% interval" in page and "seeds passing" in page
 

@@ -38,7 +38,7 @@ class LocalExecutor:
         self.slots = int(workers or cores)
         threads = max(cores // self.slots, 1)
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["genlab.sweep.worker", "torch"])
+        ctx.set_forkserver_preload(["genlab.sweep.worker", "genlab.sweep._preload"])
         self._pool = ctx.Pool(self.slots, initializer=init_worker, initargs=(threads,))
 
     def submit(self, name: str, config: dict[str, Any]) -> Any:
