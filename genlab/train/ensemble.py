@@ -75,22 +75,29 @@ def forward(params: Params, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(torch.relu(xe[:, :, None] * w[:, None, :] + b[:, None, :]), v[:, :, None])[:, :, 0] + c[:, None]
 
 
-def dense_loss_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params]:
-    """Loss (E,) and gradients of every member by dense batched products; ``x``, ``y`` (E, n)."""
+def dense_loss_grad(
+    params: Params, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, Params]:
+    """Loss (E,) and gradients of every member by dense batched products; ``x``, ``y`` (E, n).
+
+    ``weights`` (E, n): the loss is (1/2)Σ_j ω_j r_j² (default ω_j = 1/n); zero weights pad
+    members with fewer data points to a common n."""
     w, b, v, c = params
     n = x.shape[1]
     pre = x[:, :, None] * w[:, None, :] + b[:, None, :]  # (E, n, k), as TwoLayerReLU1D.forward
     h = torch.relu(pre)
     r = torch.bmm(h, v[:, :, None])[:, :, 0] + c[:, None] - y  # (E, n)
-    loss = 0.5 * (r * r).mean(dim=1)
-    rn = r / n
+    rn = r / n if weights is None else r * weights
+    loss = 0.5 * (r * rn).sum(dim=1)
     gv = torch.bmm(rn[:, None, :], h)[:, 0, :]  # Σ_j h_jk r_j / n
     act = (pre > 0).to(x.dtype)
     s = torch.bmm(torch.stack((rn * x, rn), dim=1), act)  # (E, 2, k): Σ_j a_jk x_j r_j / n, Σ_j a_jk r_j / n
     return loss, (v * s[:, 0], v * s[:, 1], gv, rn.sum(dim=1))
 
 
-def sorted_loss_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Params]:
+def sorted_loss_grad(
+    params: Params, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, Params]:
     """Same as :func:`dense_loss_grad` in O((n + k)·log) per member; ``x`` (E, n) sorted ascending per row.
 
     Neuron k with w_k ≥ 0 is a "suffix" neuron (active on j ≥ m_k), with w_k < 0 a "prefix" neuron
@@ -110,8 +117,8 @@ def sorted_loss_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[
     # j < m (cumsum from the right, read one further)
     ab = buf[:, :, : n].cumsum(dim=2) + buf[:, :, n + 2 :].flip(2).cumsum(dim=2).flip(2)
     r = x * ab[:, 0] + ab[:, 1] + c[:, None] - y
-    loss = 0.5 * (r * r).mean(dim=1)
-    rn = r / n
+    rn = r / n if weights is None else r * weights
+    loss = 0.5 * (r * rn).sum(dim=1)
     q = torch.stack((rn * x, rn), dim=1)  # (E, 2, n)
     P = torch.zeros(E, 2, 2 * (n + 1), dtype=x.dtype)
     torch.cumsum(q, dim=2, out=P[:, :, n + 2 :])  # prefix sums Σ_{j<m}, m = 1..n (slot n+1 holds m = 0)
@@ -121,7 +128,7 @@ def sorted_loss_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return loss, (v * s1, v * s0, w * s1 + b * s0, rn.sum(dim=1))
 
 
-KERNELS: dict[str, Callable[[Params, torch.Tensor, torch.Tensor], tuple[torch.Tensor, Params]]] = {
+KERNELS: dict[str, Callable[..., tuple[torch.Tensor, Params]]] = {
     "dense": dense_loss_grad,
     "sorted": sorted_loss_grad,
 }
@@ -156,6 +163,7 @@ def train_ensemble(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
+    weights: torch.Tensor | None = None,
     lr: float | Sequence[float] | torch.Tensor,
     max_steps: int | Sequence[int],
     grad_tol: float | None = None,
@@ -168,7 +176,8 @@ def train_ensemble(
     """Full-batch GD on every member until its own stopping rule fires (as :meth:`Trainer.fit`).
 
     ``params`` (w, b, v, c) stacked over E members (not modified); ``x``, ``y`` of shape (n,)
-    (shared data) or (E, n) (data per member); ``lr`` and ``max_steps`` one value or one per member.
+    (shared data) or (E, n) (data per member); ``weights`` (E, n) optional sample weights (see
+    :func:`dense_loss_grad`; default 1/n); ``lr`` and ``max_steps`` one value or one per member.
     At step s every active member evaluates loss and ‖∇L‖: non-finite → ``diverged``; a tolerance
     met → ``converged``; s = its budget → ``budget``; else θ ← θ − η∇L. ``on_log(step, members,
     losses, grad_norms)`` is called every ``log_every`` steps with the active members;
@@ -181,9 +190,11 @@ def train_ensemble(
     E, dtype = w0.shape[0], w0.dtype
     x = (x.expand(E, -1) if x.dim() == 1 else x).to(dtype)
     y = (y.expand(E, -1) if y.dim() == 1 else y).to(dtype)
+    wts = None if weights is None else (weights.expand(E, -1) if weights.dim() == 1 else weights).to(dtype)
     if kernel == "sorted":  # the loss is a sum over samples: sort each member's data once
         x, order = torch.sort(x, dim=1)
         y = y.gather(1, order)
+        wts = None if wts is None else wts.gather(1, order)
     x, y = x.contiguous(), y.contiguous()
     lrs = _per_member(lr, E, dtype)
     budgets = _per_member(max_steps, E, torch.int64)
@@ -193,10 +204,10 @@ def train_ensemble(
 
     active = torch.arange(E)
     cur = [p.detach().clone() for p in params]
-    xa, ya, lra, ba = x, y, lrs, budgets
+    xa, ya, wa, lra, ba = x, y, wts, lrs, budgets
     step = 0
     while active.numel():
-        loss, grads = loss_grad(tuple(cur), xa, ya)
+        loss, grads = loss_grad(tuple(cur), xa, ya, wa)
         gn = torch.sqrt(sum((g * g).sum(dim=1) for g in grads[:3]) + grads[3] * grads[3])
         bad = ~(torch.isfinite(loss) & torch.isfinite(gn))
         conv = torch.zeros_like(bad)
@@ -226,6 +237,7 @@ def train_ensemble(
                     progress.advance(max(int(ba[i]) - step, 0))
             keep = ~stop
             active, xa, ya, lra, ba = active[keep], xa[keep], ya[keep], lra[keep], ba[keep]
+            wa = None if wa is None else wa[keep]
             cur = [p[keep] for p in cur]
             grads = tuple(g[keep] for g in grads)
             if not active.numel():
