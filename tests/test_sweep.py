@@ -94,8 +94,14 @@ def test_failed_point_is_recorded_and_the_rest_go_on(tmp_path: Path, monkeypatch
 
 
 def test_sigint_then_resume_skips_finished_points(tmp_path: Path) -> None:
+    sigint_then_resume(tmp_path, ["--workers", "2"])
+
+
+def sigint_then_resume(tmp_path: Path, executor_args: list[str]) -> None:
+    """Start a 6-point sweep, SIGINT it (whole process group) once 2 points finished, run the same
+    command again: only the unfinished points run; then the report shows means and intervals."""
     home = tmp_path / "home"
-    args = ["sweep", "stable-minima", "--grid", "seed=0:6", "--workers", "2", "--home", str(home)]
+    args = ["sweep", "stable-minima", "--grid", "seed=0:6", *executor_args, "--home", str(home)]
     for kv in TINY:
         args += ["--set", kv]
     p = _genlab(*args, start_new_session=True)
