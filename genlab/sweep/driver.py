@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
