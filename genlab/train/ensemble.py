@@ -106,11 +106,11 @@ def sorted_loss_grad(
     counted on the other side than the dense kernel counts it."""
     w, b, v, c = params
     E, n = x.shape
-    inf = torch.tensor(float("inf"), dtype=x.dtype)
-    t = torch.where(w == 0, torch.where(b > 0, -inf, inf), -b / w)
-    m = torch.searchsorted(x, t, right=True)  # (E, k) in [0, n]
+    w = w + 0.0  # −0.0 → +0.0, so that w = 0 gives t = −∞ (b > 0: always active) or +∞ / NaN (never)
+    t = -b / w
+    m = torch.searchsorted(x, t, right=True, out_int32=True)  # (E, k) in [0, n]
     # one index into a buffer of 2(n+1) slots: [suffix boundaries | prefix boundaries]
-    slot = (m + (n + 1) * (w < 0)).unsqueeze(1).expand(-1, 2, -1)
+    slot = m.add_((w < 0).to(torch.int32), alpha=n + 1).unsqueeze(1).expand(-1, 2, -1)
     vals = torch.stack((v * w, v * b), dim=1)  # (E, 2, k)
     buf = torch.zeros(E, 2, 2 * (n + 1), dtype=x.dtype).scatter_add_(2, slot, vals)
     # suffix neurons with boundary m count at j >= m (cumsum from the left); prefix neurons at
@@ -125,7 +125,7 @@ def sorted_loss_grad(
     P[:, :, : n + 1] = P[:, :, 2 * n + 1 :] - P[:, :, n + 1 :]  # suffix sums Σ_{j≥m} = total − prefix
     s = P.gather(2, slot)
     s1, s0 = s[:, 0], s[:, 1]
-    return loss, (v * s1, v * s0, w * s1 + b * s0, rn.sum(dim=1))
+    return loss, (v * s1, v * s0, torch.addcmul(w * s1, b, s0), rn.sum(dim=1))
 
 
 KERNELS: dict[str, Callable[..., tuple[torch.Tensor, Params]]] = {
@@ -242,9 +242,10 @@ def train_ensemble(
             grads = tuple(g[keep] for g in grads)
             if not active.numel():
                 break
+        neg_lr = -lra
         for p, g in zip(cur[:3], grads[:3]):
-            p.sub_(lra[:, None] * g)
-        cur[3].sub_(lra * grads[3])
+            p.addcmul_(neg_lr[:, None], g)
+        cur[3].addcmul_(neg_lr, grads[3])
         if progress is not None:
             progress.advance(int(active.numel()))
         step += 1
