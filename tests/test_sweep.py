@@ -180,3 +180,16 @@ def test_sweep_report_content(tmp_path: Path) -> None:
         import html as h
         assert f"<tr><td>{h.escape(claim)}</td><td>{noise}</td><td>{sum(got)}/{len(got)}</td>" in page
     assert "<script" not in page and "data:image/png;base64," in page
+
+
+def test_executor_ray_without_ray_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from genlab.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "stable-minima", "--grid", "seed=0:2", "--executor", "ray", "--home", str(tmp_path / "h")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "pip install 'genlab[ray]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "h").exists()
