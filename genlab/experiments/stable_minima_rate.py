@@ -1,7 +1,7 @@
 """stable-minima-rate: the test error of GD at a fixed large step size falls like n^(−4/5).
 
 Claim (Qiao, Zhang, Singh, Soudry & Wang 2024, "Stable minima cannot overfit in univariate ReLU
-networks: generalization by large step sizes", arXiv 2406.06838, Thm 4.3 / Cor. 4.4): for a
+networks: generalization by large step sizes", arXiv 2406.06838, main generalization result): for a
 two-layer univariate ReLU network trained by GD with a fixed step size η, every linearly stable
 (non-interpolating) solution has a bounded weighted variation ∫|f''|g, so on the strict interior
 of the data support its mean squared error against the ground truth is Õ(n^(−4/5)) — the
@@ -30,7 +30,7 @@ from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.train.ensemble import KERNELS, forward, init_params, train_ensemble
 
-PAPER = "Qiao, Zhang, Singh, Soudry & Wang 2024 (arXiv 2406.06838), Thm 4.3 / Cor. 4.4"
+PAPER = "Qiao, Zhang, Singh, Soudry & Wang 2024 (arXiv 2406.06838): MSE Õ(n^(−4/5)) on the interior of the support"
 PREDICTED_SLOPE = -0.8
 
 
