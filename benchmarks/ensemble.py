@@ -47,10 +47,9 @@ def matmul_rate(repeats: int) -> float:
     return 10 * 2 * 512**3 / dt
 
 
-def plain_loop(E: int, steps: int, x: torch.Tensor, y: torch.Tensor) -> None:
+def plain_loop(models: list[TwoLayerReLU1D], steps: int, x: torch.Tensor, y: torch.Tensor) -> None:
     """The baseline: for each member, ``steps`` GD steps with autograd (loss.backward, p -= lr·grad)."""
-    for e in range(E):
-        m = TwoLayerReLU1D(WIDTH, torch.Generator().manual_seed(e), 0.1, 0.1)
+    for e, m in enumerate(models):
         ps = list(m.parameters())
         for _ in range(steps):
             for p in ps:
@@ -71,15 +70,16 @@ def ensemble_table(repeats: int) -> list[dict]:
         x = torch.randn(E, N, dtype=torch.float64)
         y = torch.randn(E, N, dtype=torch.float64)
         params = init_params(WIDTH, list(range(E)), 0.1, 0.1)
-        steps = {"sorted": max(2048 // E, 8), "dense": max(256 // E, 2), "loop": max(256 // E, 2)}
+        steps = {"sorted": max(2048 // E, 8), "dense": max(256 // E, 2), "loop": max(512 // E, 2)}
+        models = [TwoLayerReLU1D(WIDTH, torch.Generator().manual_seed(e), 0.1, 0.1) for e in range(E)]
         runs = {
-            "plain_loop": (lambda: plain_loop(E, steps["loop"], x, y), E * steps["loop"]),
+            "plain_loop": (lambda: plain_loop(models, steps["loop"], x, y), E * steps["loop"]),
             "ensemble_sorted": (lambda: train_ensemble(params, x, y, lr=LR, max_steps=steps["sorted"], kernel="sorted"), E * steps["sorted"]),
             "ensemble_dense": (lambda: train_ensemble(params, x, y, lr=LR, max_steps=steps["dense"], kernel="dense"), E * steps["dense"]),
         }
         best = {k: float("inf") for k in runs}
         rate = 0.0
-        plain_loop(E, 1, x, y)
+        plain_loop(models[:1], 1, x, y)
         train_ensemble(params, x, y, lr=LR, max_steps=1, kernel="sorted")
         for _ in range(repeats):
             rate = max(rate, matmul_rate(1))
