@@ -256,6 +256,12 @@ def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, 
     out.print(f"wrote {path} in {time.time() - t0:.1f} s")
 
 
+from genlab.sweep.commands import sweep_cmd, sweep_report_cmd  # noqa: E402  (sweeps live in genlab.sweep)
+
+cli.add_command(sweep_cmd)
+cli.add_command(sweep_report_cmd)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: bad input is one line on stderr and exit code 2."""
     try:

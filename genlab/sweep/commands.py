@@ -1,0 +1,112 @@
+"""The ``genlab sweep`` and ``genlab sweep-report`` commands (registered on the CLI group in genlab.cli)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from genlab.errors import InputError
+from genlab.store import Store, resolve_home
+
+
+def _home_option(f: Any) -> Any:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="genlab home folder (default: $GENLAB_HOME or ./genlab-runs)",
+    )(f)
+
+
+@click.command("sweep")
+@click.argument("name")
+@click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,…|KEY=A:B", help="a swept key (repeatable); A:B is A, …, B−1")
+@click.option("--quick", "preset", flag_value="quick", help="the quick preset at every point")
+@click.option("--full", "preset", flag_value="full", help="the full preset at every point")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a fixed config value (repeatable)")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="where points run")
+@click.option("--workers", type=int, default=None, help="points in parallel (default: cores, or the Ray cluster's CPUs)")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+@_home_option
+def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple[str, ...], executor: str,
+              workers: int | None, address: str | None, home: Path | None) -> None:
+    """Run experiment NAME at every point of the grid (resumable: the same command skips finished points)."""
+    from genlab.cli import err, out
+    from genlab.config import parse_assignments
+    from genlab.sweep.driver import run_sweep, plan_sweep
+    from genlab.sweep.executors import make_executor
+
+    plan = plan_sweep(name, preset, list(grids), parse_assignments(list(sets)))
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be >= 1, got {workers}")
+    if address and executor != "ray":
+        raise InputError("--address: only with --executor ray")
+    if executor == "ray":
+        from genlab.sweep.executors import RAY_HINT, ray_available
+
+        if not ray_available():
+            raise InputError(f"--executor ray: Ray is not installed; {RAY_HINT}")
+    store = Store(home)
+    ex = make_executor(executor, workers, address)
+    err.print(f"sweep [bold]{plan.sweep}[/]: {len(plan.points)} points of {name} ({preset or 'default'} preset) "
+              f"on {executor} ({ex.slots} slots) into {store.home}")
+    live = err.is_terminal
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed · {task.fields[remaining]} remaining"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    t0 = time.time()
+    with Progress(*columns, console=err, disable=not live, transient=False) as progress:
+        task = progress.add_task(plan.sweep, total=len(plan.points), failed=0, remaining=len(plan.points))
+
+        def on_event(kind: str, point: Any, stats: Any, res: Any) -> None:
+            progress.update(task, completed=stats.skipped + stats.done + stats.failed, failed=stats.failed,
+                            remaining=stats.remaining)
+            if kind == "start" and stats.skipped:
+                err.print(f"{stats.skipped} points already finished: skipped")
+            if kind in ("done", "failed") and not live:
+                what = res["status"] if kind == "done" else f"FAILED ({res.get('summary')})"
+                err.print(f"point {point.index} {point.values}: {what} in {res['seconds']:.1f} s "
+                          f"[{stats.done + stats.skipped} done, {stats.failed} failed, {stats.remaining} remaining]")
+
+        try:
+            stats = run_sweep(plan, store, ex, on_event)
+        except KeyboardInterrupt as exc:
+            s = exc.args[0] if exc.args else None
+            if s is not None:
+                err.print(f"sweep {plan.sweep} interrupted: {s.done + s.skipped} done, {s.failed} failed, "
+                          f"{s.interrupted} in flight marked interrupted; run the same command to resume")
+            raise KeyboardInterrupt from None
+    out.print(f"sweep {plan.sweep}: {stats.done + stats.skipped}/{stats.total} points done "
+              f"({stats.skipped} skipped as already finished), {stats.failed} failed, in {time.time() - t0:.1f} s")
+    out.print(f"report: genlab sweep-report {plan.sweep}" + (f" --home {home}" if home else ""))
+    if stats.failed:
+        for line in stats.errors:
+            err.print(f"[red]{line}[/]")
+        sys.exit(1)
+
+
+@click.command("sweep-report")
+@click.argument("sweep")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: HOME/sweep-SWEEP.html)")
+@_home_option
+def sweep_report_cmd(sweep: str, out_path: Path | None, home: Path | None) -> None:
+    """Write one HTML page for SWEEP: every metric and check against each swept key, mean and 95% interval over seeds."""
+    from genlab.cli import out
+    from genlab.sweep.driver import known_sweeps
+    from genlab.sweep.report import write_sweep_report
+
+    path = resolve_home(home) / "genlab.sqlite"
+    if not path.exists():
+        raise InputError(f"--home: no genlab store in {resolve_home(home)}")
+    store = Store(home)
+    sweeps = known_sweeps(store)
+    if sweep not in sweeps:
+        raise InputError(f"SWEEP: no sweep {sweep!r} in the store; known: {', '.join(sweeps) or 'none'}")
+    written = write_sweep_report(store, sweep, out_path or store.home / f"sweep-{sweep}.html")
+    out.print(f"wrote {written}")

@@ -1,0 +1,165 @@
+"""The sweep driver: plan the points, skip the finished ones, dispatch the rest to an executor,
+and write every result into the store from this one process.
+
+A point is done when the store holds a ``finished`` or ``diverged`` run of the sweep with its
+config hash; failed and interrupted points are run again (their old rows stay as history).
+A run row is created when its point is dispatched (``running``) and completed when its result
+comes back; on SIGINT/SIGTERM the points in flight are marked ``interrupted`` and the workers stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from genlab.config import build_config, config_hash
+from genlab.errors import InputError
+from genlab.store import Store, Verdict
+from genlab.sweep.grid import grid_points, parse_grid, sweep_id
+
+DONE = ("finished", "diverged")
+
+
+@dataclass
+class Point:
+    index: int
+    values: dict[str, Any]  # the grid values of this point
+    config: dict[str, Any]  # the full validated config (JSON values)
+    hash: str
+
+
+@dataclass
+class SweepPlan:
+    experiment: str
+    preset: str | None
+    sweep: str
+    grid: dict[str, list[Any]]
+    sets: dict[str, Any]
+    points: list[Point]
+
+
+@dataclass
+class SweepStats:
+    total: int
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.skipped - self.done - self.failed
+
+
+def plan_sweep(experiment: str, preset: str | None, grid_items: Sequence[str], sets: dict[str, Any]) -> SweepPlan:
+    """Validate every point's config before anything is written (bad input is an InputError)."""
+    from genlab.experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    grid = parse_grid(grid_items)
+    both = sorted(set(grid) & set(sets))
+    if both:
+        raise InputError(f"--grid: key {both[0]!r} is also given with --set; give it once")
+    points = []
+    for i, values in enumerate(grid_points(grid)):
+        try:
+            cfg = build_config(exp.Config, preset, {**sets, **values})
+        except InputError as exc:
+            raise InputError(f"--grid point {values}: {exc}") from None
+        points.append(Point(i, values, cfg.model_dump(mode="json"), config_hash(cfg)))
+    if len({p.hash for p in points}) != len(points):
+        raise InputError("--grid: two points have the same config (a grid key that does not change the config?)")
+    return SweepPlan(experiment, preset, sweep_id(experiment, preset, grid, sets), grid, sets, points)
+
+
+def _write_result(store: Store, run_id: int, out: dict[str, Any]) -> None:
+    from genlab.recorder import Recorder
+
+    store.log_metrics(run_id, out.get("rows") or [])
+    if out["status"] == "failed":
+        store.finish_run(run_id, "failed", error=out.get("error") or "failed")
+        return
+    rec = Recorder(store, run_id)
+    rec.save_json("result.json", out["result"])
+    store.add_checks(run_id, [Verdict(**v) for v in out["verdicts"]])
+    for name, png in out["figures"].items():
+        final = rec.run_dir / name
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(png)
+        os.replace(tmp, final)
+        store.add_artifact(run_id, "figure", name, final)
+    store.finish_run(run_id, out["status"])
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+def _raise(signum: int, frame: Any) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def run_sweep(
+    plan: SweepPlan,
+    store: Store,
+    executor: Any,
+    on_event: Callable[[str, Point | None, SweepStats, dict[str, Any] | None], None] | None = None,
+) -> SweepStats:
+    """Run the plan's pending points on ``executor``; return the counts.
+
+    ``on_event(kind, point, stats, out)`` is called with ``start`` (after planning), ``done`` /
+    ``failed`` per point. On SIGINT/SIGTERM the in-flight points are marked ``interrupted``, the
+    executor is stopped and ``KeyboardInterrupt`` is raised."""
+    finished = {r["config_hash"] for r in store.runs(sweep=plan.sweep) if r["status"] in DONE}
+    pending = [p for p in plan.points if p.hash not in finished]
+    stats = SweepStats(total=len(plan.points), skipped=len(plan.points) - len(pending))
+    emit = on_event or (lambda *a: None)
+    emit("start", None, stats, None)
+    in_flight: dict[Any, tuple[Point, int]] = {}
+    queue = list(pending)
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < executor.slots:
+                point = queue.pop(0)
+                run_id = store.create_run(
+                    plan.experiment, point.config, point.hash, int(point.config.get("seed", 0)),
+                    preset=plan.preset, sweep=plan.sweep,
+                )
+                in_flight[executor.submit(plan.experiment, point.config)] = (point, run_id)
+            for handle, out in executor.wait(list(in_flight), timeout=0.5):
+                point, run_id = in_flight.pop(handle)
+                _write_result(store, run_id, out)
+                if out["status"] == "failed":
+                    stats.failed += 1
+                    stats.errors.append(f"point {point.values}: {out.get('summary') or 'failed'}")
+                    emit("failed", point, stats, out)
+                else:
+                    stats.done += 1
+                    emit("done", point, stats, out)
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        for point, run_id in in_flight.values():
+            store.finish_run(run_id, "interrupted", error=f"sweep interrupted ({exc or 'SIGINT'})")
+        stats.interrupted = len(in_flight)
+        executor.close(cancel=True)
+        raise KeyboardInterrupt(stats) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    executor.close()
+    return stats
+
+
+def sweep_runs(store: Store, sweep: str) -> list[dict[str, Any]]:
+    """The latest finished or diverged run of every point of a sweep (one per config hash)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in store.runs(sweep=sweep):
+        if r["status"] in DONE:
+            latest[r["config_hash"]] = r
+    return sorted(latest.values(), key=lambda r: r["id"])
+
+
+def known_sweeps(store: Store) -> list[str]:
+    return sorted({r["sweep"] for r in store.runs() if r.get("sweep")})

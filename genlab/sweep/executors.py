@@ -1,0 +1,156 @@
+"""Where sweep points run: ``local`` (a process pool on this machine) or ``ray`` (Ray tasks).
+
+Both run :func:`genlab.sweep.worker.run_point` and hand its result back to the driver, which
+alone writes the store. The driver keeps at most ``slots`` points in flight, so a point in
+flight is a point running, and an interruption marks exactly those as interrupted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from typing import Any, Protocol
+
+from genlab.errors import InputError
+from genlab.sweep.worker import init_worker, run_point
+
+RAY_HINT = "install it with: pip install 'genlab[ray]'  (or: pip install 'ray[default]')"
+
+
+class Executor(Protocol):
+    slots: int
+
+    def submit(self, name: str, config: dict[str, Any]) -> Any: ...
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]: ...
+
+    def close(self, cancel: bool = False) -> None: ...
+
+
+class LocalExecutor:
+    """A process pool of ``workers`` processes (default: the number of cores), each with
+    ``cores // workers`` torch threads. Worker processes ignore SIGINT; ``close(cancel=True)``
+    terminates them."""
+
+    def __init__(self, workers: int | None = None):
+        cores = os.cpu_count() or 1
+        self.slots = int(workers or cores)
+        threads = max(cores // self.slots, 1)
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["genlab.sweep.worker", "genlab.sweep._preload"])
+        self._pool = ctx.Pool(self.slots, initializer=init_worker, initargs=(threads,))
+
+    def submit(self, name: str, config: dict[str, Any]) -> Any:
+        return self._pool.apply_async(run_point, (name, config))
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [h for h in handles if h.ready()]
+            if done or time.monotonic() >= deadline:
+                return [(h, _get_local(h)) for h in done]
+            time.sleep(0.05)
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            self._pool.terminate()
+        else:
+            self._pool.close()
+        self._pool.join()
+
+
+def _get_local(handle: Any) -> dict[str, Any]:
+    try:
+        return handle.get()
+    except Exception as exc:  # the worker died or the result could not be sent back
+        return {"status": "failed", "rows": [], "result": None, "verdicts": [], "figures": {},
+                "error": f"worker error: {type(exc).__name__}: {exc}", "summary": f"{type(exc).__name__}: {exc}",
+                "seconds": 0.0}
+
+
+class InlineExecutor:
+    """Runs each point in this process when it is submitted (one slot): for tests and debugging."""
+
+    slots = 1
+
+    def submit(self, name: str, config: dict[str, Any]) -> Any:
+        return _Done(run_point(name, config))
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
+        return [(h, h.out) for h in handles]
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+class _Done:
+    def __init__(self, out: dict[str, Any]):
+        self.out = out
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class RayExecutor:
+    """Ray tasks: ``ray.init(address=address)`` on a cluster, or a local Ray instance when
+    ``address`` is None (``workers`` CPUs, default all). Slots = ``workers`` or the cluster's CPUs."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise InputError(f"--executor ray: Ray is not installed; {RAY_HINT}") from None
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.slots = int(workers or cpus)
+        self._remote = ray.remote(num_cpus=1)(_ray_point)
+
+    def submit(self, name: str, config: dict[str, Any]) -> Any:
+        return self._remote.remote(name, config)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
+        ready, _ = self._ray.wait(list(handles), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            try:
+                out.append((ref, self._ray.get(ref)))
+            except Exception as exc:  # task crashed (worker died, object lost)
+                out.append((ref, {"status": "failed", "rows": [], "result": None, "verdicts": [], "figures": {},
+                                  "error": f"ray task error: {exc}", "summary": f"{type(exc).__name__}",
+                                  "seconds": 0.0}))
+        return out
+
+    def close(self, cancel: bool = False) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+
+def _ray_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    init_worker(1)
+    return run_point(name, config)
+
+
+def make_executor(kind: str, workers: int | None = None, address: str | None = None) -> Executor:
+    """The executor called ``kind`` (``local`` or ``ray``); bad options are an InputError."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be >= 1, got {workers}")
+    if kind == "local":
+        if address:
+            raise InputError("--address: only with --executor ray")
+        return LocalExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(address, workers)
+    raise InputError(f"--executor: {kind!r} unknown; allowed: local, ray")

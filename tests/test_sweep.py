@@ -1,0 +1,195 @@
+"""genlab sweep: grid parsing, failure recording, SIGINT then resume without rerunning, sweep-report."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from genlab.errors import InputError
+from genlab.experiments import get_experiment
+from genlab.store import Store
+from genlab.sweep.driver import plan_sweep, run_sweep, sweep_runs
+from genlab.sweep.executors import InlineExecutor
+from genlab.sweep.grid import parse_grid, sweep_id
+from genlab.sweep.report import mean_interval, render_sweep_report
+
+# stable-minima points of 8 data points, width 8, one step size: about 1-2 s (CLI) and 0.3 s (in process)
+TINY = ["n=8", "width=8", "step_sizes=[0.3]", "flow_time=600", "measure_every=100000"]
+TINY_SETS = {"n": 8, "width": 8, "step_sizes": [0.3], "flow_time": 150.0, "measure_every": 100000}
+
+
+def _genlab(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from genlab.cli import main; main()", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
+    )
+
+
+def test_parse_grid_and_id() -> None:
+    g = parse_grid(["eta=0.1,0.5", "seed=0:3"])
+    assert g == {"eta": [0.1, 0.5], "seed": [0, 1, 2]}
+    assert sweep_id("x", "quick", g, {}) == sweep_id("x", "quick", parse_grid(["eta=0.1,0.5", "seed=0:3"]), {})
+    assert sweep_id("x", "quick", g, {}) != sweep_id("x", "quick", g, {"n": 3})
+    for bad in (["seed"], ["seed=3:1"], ["a=1", "a=2"], ["a=1,1"], []):
+        with pytest.raises(InputError):
+            parse_grid(bad)
+
+
+def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from genlab.cli import main
+
+    home = tmp_path / "h"
+    for args in (
+        ["sweep", "stable-minima", "--grid", "nope=1,2"],
+        ["sweep", "stable-minima", "--grid", "width=0,1"],
+        ["sweep", "stable-minima", "--grid", "seed=0:2", "--set", "seed=3"],
+        ["sweep", "stable-minima", "--grid", "seed=0:2", "--workers", "0"],
+        ["sweep", "no-such-experiment", "--grid", "seed=0:2"],
+        ["sweep-report", "nothing"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--home", str(home)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and err.startswith("genlab: error:"), err
+        assert not home.exists()
+
+
+def test_failed_point_is_recorded_and_the_rest_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = get_experiment("stable-minima")
+    original = type(exp).run
+
+    def flaky(self, config, recorder):
+        if config.seed == 1:
+            raise RuntimeError("boom at seed 1")
+        return original(self, config, recorder)
+
+    monkeypatch.setattr(type(exp), "run", flaky)
+    store = Store(tmp_path)
+    plan = plan_sweep("stable-minima", None, ["seed=0:3"], TINY_SETS)
+    stats = run_sweep(plan, store, InlineExecutor())
+    assert (stats.done, stats.failed) == (2, 1)
+    runs = store.runs(sweep=plan.sweep)
+    by_seed = {r["seed"]: r for r in runs}
+    assert by_seed[1]["status"] == "failed" and "boom at seed 1" in by_seed[1]["error"]
+    assert by_seed[0]["status"] == by_seed[2]["status"] == "finished"
+    assert store.checks(by_seed[0]["id"]) and store.artifacts(by_seed[0]["id"], "figure")
+    assert all(r["config_hash"] == p.hash for r, p in zip(runs, plan.points))
+    # rerun: only the failed point runs again
+    monkeypatch.setattr(type(exp), "run", original)
+    stats = run_sweep(plan, store, InlineExecutor())
+    assert (stats.skipped, stats.done, stats.failed) == (2, 1, 0)
+    assert len(store.runs(sweep=plan.sweep)) == 4
+    assert len(sweep_runs(store, plan.sweep)) == 3
+
+
+def test_sigint_then_resume_skips_finished_points(tmp_path: Path) -> None:
+    sigint_then_resume(tmp_path, ["--workers", "2"])
+
+
+def sigint_then_resume(tmp_path: Path, executor_args: list[str]) -> None:
+    """Start a 6-point sweep, SIGINT it (whole process group) once 2 points finished, run the same
+    command again: only the unfinished points run; then the report shows means and intervals."""
+    home = tmp_path / "home"
+    args = ["sweep", "stable-minima", "--grid", "seed=0:6", *executor_args, "--home", str(home)]
+    for kv in TINY:
+        args += ["--set", kv]
+    p = _genlab(*args, start_new_session=True)
+    deadline = time.time() + 120
+    finished: list[dict] = []
+    while time.time() < deadline and p.poll() is None:
+        if (home / "genlab.sqlite").exists():
+            with Store(home) as s:
+                finished = [r for r in s.runs() if r["status"] == "finished"]
+            if len(finished) >= 2:
+                break
+        time.sleep(0.05)
+    assert p.poll() is None, "sweep ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGINT)  # as Ctrl-C: the whole process group
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    with Store(home) as s:
+        first = s.runs()
+    assert not [r for r in first if r["status"] == "running"]
+    done_first = {r["config_hash"]: r["id"] for r in first if r["status"] == "finished"}
+    assert 2 <= len(done_first) < 6
+    assert [r for r in first if r["status"] == "interrupted"], "no point was in flight at SIGINT"
+
+    p = _genlab(*args)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    assert f"{len(done_first)} points already finished" in err
+    with Store(home) as s:
+        second = s.runs()
+        sweep = second[0]["sweep"]
+        latest = sweep_runs(s, sweep)
+    assert len(latest) == 6 and {r["seed"] for r in latest} == set(range(6))
+    new = [r for r in second if r["id"] not in {q["id"] for q in first}]
+    assert len(new) == 6 - len(done_first)  # only the unfinished points ran again
+    assert not {r["config_hash"] for r in new} & set(done_first)
+    for r in latest:  # finished points kept their first run
+        if r["config_hash"] in done_first:
+            assert r["id"] == done_first[r["config_hash"]]
+
+    # the report: means and 95% intervals over the 6 seeds
+    from genlab.cli import main
+
+    main(["sweep-report", sweep, "--home", str(home), "--out", str(tmp_path / "r.html")])
+    page = (tmp_path / "r.html").read_text()
+    assert "95% interval" in page and "seeds passing" in page
+
+
+def test_mean_interval_matches_t_formula() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=7).tolist()
+    m, lo, hi = mean_interval(v)
+    half = st.t.ppf(0.975, 6) * np.std(v, ddof=1) / math.sqrt(7)
+    assert math.isclose(m, float(np.mean(v)), rel_tol=1e-12)
+    assert math.isclose(hi - m, half, rel_tol=1e-12) and math.isclose(m - lo, half, rel_tol=1e-12)
+    assert math.isnan(mean_interval([1.0])[1])
+
+
+def test_sweep_report_content(tmp_path: Path) -> None:
+    """Report values equal the mean over seeds of each point's final metric; strings escaped."""
+    store = Store(tmp_path)
+    plan = plan_sweep("stable-minima", None, ["noise=0.0,0.2", "seed=0:2"], TINY_SETS)
+    run_sweep(plan, store, InlineExecutor())
+    runs = sweep_runs(store, plan.sweep)
+    metric = "eta=0.3/loss"
+    for noise in (0.0, 0.2):
+        vals = [store.final_metrics(r["id"])[metric] for r in runs if r["config"]["noise"] == noise]
+        assert len(vals) == 2
+        m, lo, hi = mean_interval(vals)
+        page = render_sweep_report(store, plan.sweep)
+        assert f"<td>{noise}</td><td>2</td><td>{m:.4g}</td><td>[{lo:.4g}, {hi:.4g}]</td>" in page
+    # verdict shares: count passes per noise level from the store
+    claim = store.checks(runs[0]["id"])[0].claim
+    for noise in (0.0, 0.2):
+        got = [v.passed for r in runs if r["config"]["noise"] == noise for v in store.checks(r["id"]) if v.claim == claim]
+        import html as h
+        assert f"<tr><td>{h.escape(claim)}</td><td>{noise}</td><td>{sum(got)}/{len(got)}</td>" in page
+    assert "<script" not in page and "data:image/png;base64," in page
+
+
+def test_executor_ray_without_ray_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from genlab.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "stable-minima", "--grid", "seed=0:2", "--executor", "ray", "--home", str(tmp_path / "h")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "pip install 'genlab[ray]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "h").exists()
