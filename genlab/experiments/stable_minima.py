@@ -36,7 +36,8 @@ from genlab.probes.function_space import (
 )
 from genlab.theory.splines import linear_spline_interpolant
 from genlab.theory.stability import interpolating_tv_bound, stability_weight, stable_tv_bound
-from genlab.train import Measurement, Trainer
+from genlab.train import Trainer, TrainResult
+from genlab.train.ensemble import init_params, train_ensemble
 
 PAPER = (
     "Mulayoff, Michaeli & Soudry 2021 (NeurIPS, 'The implicit bias of minima stability'); "
@@ -62,7 +63,6 @@ class StableMinimaConfig(ExperimentConfig):
     stability_tol: float = Field(0.01, ge=0, description="relative slack of check (a): λ_max ≤ (2/η)(1 + tol)")
     knot_merge: float = Field(0.01, ge=0, description="knots closer than this fraction of the data range count as one")
     knot_threshold: float = Field(0.02, ge=0, lt=1, description="a knot counts if |jump| ≥ this fraction of ∫|f''|")
-    measure_every: int = Field(1000, ge=1, description="sharpness recorded every this many steps")
 
     @field_validator("step_sizes")
     @classmethod
@@ -79,11 +79,9 @@ class StableMinimaConfig(ExperimentConfig):
             # Qiao et al.'s scale: width 100, noisy labels, step sizes from small to the stability limit.
             "full": {
                 "n": 50,
-                "step_sizes": [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+                "step_sizes": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
                 "flow_time": 50000.0,
                 "max_steps": 2_000_000,
-                "grad_tol": 1e-4,
-                "measure_every": 2000,
             },
         }
 
@@ -126,73 +124,75 @@ class StableMinima(Experiment):
 
         budgets = {eta: min(config.max_steps, math.ceil(config.flow_time / eta)) for eta in config.step_sizes}
         runs = []
+        # every step size from the same initialization, trained as one vectorized ensemble
+        # (the same iterates as separate Trainer runs: tests/test_ensemble.py)
+        etas = config.step_sizes
+        log_every = max(max(budgets.values()) // 400, 1)
+
+        def log(step: int, members: list[int], losses: list[float], gnorms: list[float]) -> None:
+            for e, loss, gn in zip(members, losses, gnorms):
+                recorder.log_many({f"eta={etas[e]:g}/loss": loss, f"eta={etas[e]:g}/grad_norm": gn}, step)
+
         with recorder.progress(self.name, sum(budgets.values())) as bar:
-            for eta in config.step_sizes:
-                model = TwoLayerReLU1D(
-                    config.width,
-                    torch.Generator().manual_seed(config.seed),
-                    in_scale=config.init_scale,
-                    out_scale=config.init_scale,
+            trained = train_ensemble(
+                init_params(config.width, [config.seed] * len(etas), config.init_scale, config.init_scale),
+                x,
+                y,
+                lr=etas,
+                max_steps=[budgets[eta] for eta in etas],
+                grad_tol=config.grad_tol,
+                log_every=log_every,
+                on_log=log,
+                progress=bar,
+            )
+        runs = []
+        for e, eta in enumerate(etas):
+            tag = f"eta={eta:g}/"
+            model = trained.model(e)
+            result = TrainResult(trained.status[e], trained.steps[e], trained.loss[e], trained.grad_norm[e], trained.reason[e])
+            recorder.log_many({tag + "loss": result.loss, tag + "grad_norm": result.grad_norm}, result.steps)
+            if result.diverged:
+                recorder.log(tag + "diverged_at", result.steps, result.steps)
+            if result.status == "budget":
+                _to_midpoint(model, x, y, eta)
+                result.loss = float(_mse_loss(model(x), y).detach())
+            entry: dict[str, Any] = {
+                "eta": eta,
+                "status": result.status,
+                "steps": result.steps,
+                "loss": result.loss,
+                "grad_norm": result.grad_norm,
+                "reason": result.reason,
+                "measured_at": "midpoint of the last two iterates" if result.status == "budget" else "last iterate",
+            }
+            if not result.diverged:
+                knots = relu1d_knots(model)
+                lam = dense_top_eigenvalue(model, _mse_loss, (x, y))
+                with torch.no_grad():
+                    fit = model(torch.tensor(grid)).numpy()
+                entry.update(
+                    sharpness=lam,
+                    weighted_tv=weighted_total_variation(knots, data.x),
+                    tv=slope_total_variation(knots, lo, hi),
+                    effective_knots=effective_knots(
+                        knots, lo, hi, config.knot_merge * (hi - lo), config.knot_threshold
+                    ),
+                    bound=stable_tv_bound(lam, result.loss, radius),
+                    bound_stable=stable_tv_bound(2.0 / eta, result.loss, radius),
+                    bound_interpolating=interpolating_tv_bound(eta),
+                    test_mse_interior=float(np.mean((fit[interior] - data.truth(grid[interior])) ** 2)),
+                    fit=fit.tolist(),
+                    knots=knots.positions.tolist(),
+                    jumps=knots.jumps.tolist(),
                 )
-                tag = f"eta={eta:g}/"
-                sharp = Measurement(
-                    config.measure_every,
-                    lambda m, step: {"sharpness": dense_top_eigenvalue(m, _mse_loss, (x, y))},
+                recorder.log_many(
+                    {
+                        tag + k: float(entry[k])
+                        for k in ("sharpness", "weighted_tv", "tv", "effective_knots", "bound", "test_mse_interior")
+                    },
+                    result.steps,
                 )
-                result = Trainer(
-                    model,
-                    _mse_loss,
-                    (x, y),
-                    lr=eta,
-                    max_steps=budgets[eta],
-                    grad_tol=config.grad_tol,
-                    seed=config.seed,
-                    measurements=[sharp],
-                    recorder=recorder,
-                    prefix=tag,
-                    log_every=max(budgets[eta] // 200, 1),
-                    progress=bar,
-                ).fit()
-                if result.status == "budget":
-                    _to_midpoint(model, x, y, eta)
-                    result.loss = float(_mse_loss(model(x), y).detach())
-                entry: dict[str, Any] = {
-                    "eta": eta,
-                    "status": result.status,
-                    "steps": result.steps,
-                    "loss": result.loss,
-                    "grad_norm": result.grad_norm,
-                    "reason": result.reason,
-                    "measured_at": "midpoint of the last two iterates" if result.status == "budget" else "last iterate",
-                }
-                if not result.diverged:
-                    knots = relu1d_knots(model)
-                    lam = dense_top_eigenvalue(model, _mse_loss, (x, y))
-                    with torch.no_grad():
-                        fit = model(torch.tensor(grid)).numpy()
-                    entry.update(
-                        sharpness=lam,
-                        weighted_tv=weighted_total_variation(knots, data.x),
-                        tv=slope_total_variation(knots, lo, hi),
-                        effective_knots=effective_knots(
-                            knots, lo, hi, config.knot_merge * (hi - lo), config.knot_threshold
-                        ),
-                        bound=stable_tv_bound(lam, result.loss, radius),
-                        bound_stable=stable_tv_bound(2.0 / eta, result.loss, radius),
-                        bound_interpolating=interpolating_tv_bound(eta),
-                        test_mse_interior=float(np.mean((fit[interior] - data.truth(grid[interior])) ** 2)),
-                        fit=fit.tolist(),
-                        knots=knots.positions.tolist(),
-                        jumps=knots.jumps.tolist(),
-                    )
-                    recorder.log_many(
-                        {
-                            tag + k: float(entry[k])
-                            for k in ("sharpness", "weighted_tv", "tv", "effective_knots", "bound", "test_mse_interior")
-                        },
-                        result.steps,
-                    )
-                runs.append(entry)
+            runs.append(entry)
 
         return {
             "x": data.x.tolist(),
