@@ -103,7 +103,7 @@ def executor_table(points: int) -> dict:
     from genlab.sweep.driver import plan_sweep, run_sweep
     from genlab.sweep.executors import InlineExecutor, LocalExecutor
 
-    sets = {"n": 20, "width": 30, "step_sizes": [0.2, 0.5], "flow_time": 4000.0, "measure_every": 100000}
+    sets = {"n": 20, "width": 30, "step_sizes": [0.2, 0.5], "flow_time": 4000.0}
     out = {"points": points, "config": sets}
     for label, make in (("serial", InlineExecutor), ("local_2_workers", lambda: LocalExecutor(2))):
         with tempfile.TemporaryDirectory() as home:

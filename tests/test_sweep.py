@@ -23,8 +23,8 @@ from genlab.sweep.grid import parse_grid, sweep_id
 from genlab.sweep.report import mean_interval, render_sweep_report
 
 # stable-minima points of 8 data points, width 8, one step size: about 1-2 s (CLI) and 0.3 s (in process)
-TINY = ["n=8", "width=8", "step_sizes=[0.3]", "flow_time=600", "measure_every=100000"]
-TINY_SETS = {"n": 8, "width": 8, "step_sizes": [0.3], "flow_time": 150.0, "measure_every": 100000}
+TINY = ["n=8", "width=8", "step_sizes=[0.3]", "flow_time=600"]
+TINY_SETS = {"n": 8, "width": 8, "step_sizes": [0.3], "flow_time": 150.0}
 
 
 def _genlab(*args: str, **kw) -> subprocess.Popen:
