@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("genlab: aborted", err=True)
+        click.echo("genlab: interrupted", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("genlab: interrupted", err=True)
