@@ -80,8 +80,9 @@ class StableMinimaConfig(ExperimentConfig):
             "full": {
                 "n": 50,
                 "step_sizes": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-                "flow_time": 50000.0,
+                "flow_time": 100_000.0,
                 "max_steps": 2_000_000,
+                "grad_tol": 1e-4,
             },
         }
 
