@@ -18,7 +18,7 @@ def test_divergence_is_recorded_and_checks_follow_measurements():
     assert rec.series("eta=60/diverged_at")[1] == [by_eta[60.0]["steps"]]
     verdicts = exp.checks(cfg, result)
     text = " ".join(v.measured for v in verdicts)
-    assert "diverged at η = 60" in text
+    assert "diverged: η=60 at step" in text
     # (b) is recomputed here from the stored numbers: weighted TV vs the Thm 3.2 bound
     alive = [r for r in result["runs"] if r["status"] != "diverged"]
     for r in alive:

@@ -57,3 +57,14 @@ def univariate_regression(
     y_clean = GROUND_TRUTHS[ground_truth](x)
     y = y_clean + noise * rng.standard_normal(n)
     return UnivariateData(x=x, y=y, y_clean=y_clean, ground_truth=ground_truth, noise=noise)
+
+
+def sphere_regression(rng: np.random.Generator, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """m inputs uniform on the sphere of radius sqrt(d) in R^d (d ≥ 4) and the smooth target
+    sin(x₁ + x₂) + ½·x₃x₄ — the kernel-regime experiments' regression task (inputs on a sphere,
+    where the NTK of a ReLU network depends only on angles: Jacot et al. 2018; Arora et al. 2019)."""
+    if d < 4:
+        raise ValueError(f"d must be >= 4, got {d}")
+    z = rng.standard_normal((m, d))
+    x = z / np.linalg.norm(z, axis=1, keepdims=True) * np.sqrt(d)
+    return x, np.sin(x[:, 0] + x[:, 1]) + 0.5 * x[:, 2] * x[:, 3]

@@ -26,6 +26,7 @@ import torch
 from pydantic import Field
 from scipy.stats import spearmanr
 
+from genlab.data.synthetic import sphere_regression
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.centered import Centered
 from genlab.models.ntk_mlp import NTKMLP
@@ -72,14 +73,6 @@ def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.mean((out - y) ** 2)
 
 
-def _sphere(rng: np.random.Generator, m: int, d: int) -> np.ndarray:
-    z = rng.standard_normal((m, d))
-    return z / np.linalg.norm(z, axis=1, keepdims=True) * np.sqrt(d)
-
-
-def _target(x: np.ndarray) -> np.ndarray:
-    return np.sin(x[:, 0] + x[:, 1]) + 0.5 * x[:, 2] * x[:, 3]
-
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -93,8 +86,8 @@ class LazyRich(Experiment):
 
     def run(self, config: LazyRichConfig, recorder: Any) -> Result:
         rng = np.random.default_rng(config.seed)
-        x, xt = _sphere(rng, config.n, config.d), _sphere(rng, config.n_test, config.d)
-        y, yt = _target(x), _target(xt)
+        x, y = sphere_regression(rng, config.n, config.d)
+        xt, yt = sphere_regression(rng, config.n_test, config.d)
         xs, ys, xts = (torch.tensor(a) for a in (x, y, xt))
         xall = torch.cat([xs, xts])
         n = config.n

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from genlab.data.synthetic import sphere_regression
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.centered import Centered
 from genlab.models.ntk_mlp import NTKMLP
@@ -62,14 +63,6 @@ def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.mean((out - y) ** 2)
 
 
-def _sphere(rng: np.random.Generator, m: int, d: int) -> np.ndarray:
-    z = rng.standard_normal((m, d))
-    return z / np.linalg.norm(z, axis=1, keepdims=True) * np.sqrt(d)
-
-
-def _target(x: np.ndarray) -> np.ndarray:
-    return np.sin(x[:, 0] + x[:, 1]) + 0.5 * x[:, 2] * x[:, 3]
-
 
 class NTKLimit(Experiment):
     name = "ntk-limit"
@@ -79,8 +72,8 @@ class NTKLimit(Experiment):
 
     def run(self, config: NTKLimitConfig, recorder: Any) -> Result:
         rng = np.random.default_rng(config.seed)
-        x, xt = _sphere(rng, config.n, config.d), _sphere(rng, config.n_test, config.d)
-        y, yt = _target(x), _target(xt)
+        x, y = sphere_regression(rng, config.n, config.d)
+        xt, yt = sphere_regression(rng, config.n_test, config.d)
         kw = dict(sigma_w2=config.sigma_w2, sigma_b2=config.sigma_b2)
         k = ntk_relu(x, depth=config.depth, **kw)
         kt = ntk_relu(xt, x, depth=config.depth, **kw)
