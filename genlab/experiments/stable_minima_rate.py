@@ -192,7 +192,7 @@ class StableMinimaRate(Experiment):
                 claim="runs that diverge are reported",
                 predicted="no divergence when η is below 2/λ_max at initialization",
                 measured="diverged: " + ", ".join(f"n={p['n']} seed={p['seed']} (step {p['steps']})" for p in diverged),
-                tolerance="reported", passed=True, paper=PAPER,
+                tolerance="none expected", passed=False, paper=PAPER,
             ))
         return out
 
