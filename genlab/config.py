@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from genlab.errors import InputError
+
+
+def _positive_sorted(values: list[float]) -> list[float]:
+    bad = [v for v in values if not (v > 0 and math.isfinite(v))]
+    if bad:
+        raise ValueError(f"every step size must be a finite number > 0, got {bad[0]}")
+    return sorted(values)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+StepSizes = Annotated[list[float], BeforeValidator(_as_list), AfterValidator(_positive_sorted)]
+"""A list of step sizes (one number is a list of one): each finite and > 0, kept sorted ascending."""
 
 
 class ExperimentConfig(BaseModel):

@@ -26,10 +26,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from scipy.stats import spearmanr
 
 from genlab.data.chebyshev import chebyshev_regression
+from genlab.config import StepSizes
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.mlp import mlp
 from genlab.train import Measurement, Trainer
@@ -44,7 +45,7 @@ class EdgeOfStabilityConfig(ExperimentConfig):
     n: int = Field(20, ge=2, description="number of evenly spaced training points on [-1, 1]")
     degree: int = Field(3, ge=1, le=20, description="degree k of the Chebyshev target T_k")
     widths: list[int] = Field(default_factory=lambda: [100, 100], min_length=1, description="hidden widths of the tanh MLP")
-    step_sizes: list[float] = Field(default_factory=lambda: [0.05, 0.07, 0.1], min_length=1, description="GD step sizes η")
+    step_sizes: StepSizes = Field(default_factory=lambda: [0.05, 0.07, 0.1], min_length=1, description="GD step sizes η")
     steps: int = Field(1200, ge=10, description="GD steps per step size")
     measure_every: int = Field(10, ge=1, description="sharpness measured every this many steps")
     eig_tol: float = Field(1e-4, gt=0, lt=1, description="Lanczos relative residual tolerance")
@@ -52,14 +53,6 @@ class EdgeOfStabilityConfig(ExperimentConfig):
     dtype: Literal["float32", "float64"] = Field(
         "float32", description="precision of training (float64 delays the instability: see the module docstring)"
     )
-
-    @field_validator("step_sizes")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        bad = [e for e in v if not (e > 0 and math.isfinite(e))]
-        if bad:
-            raise ValueError(f"every step size must be a finite number > 0, got {bad[0]}")
-        return sorted(v)
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:

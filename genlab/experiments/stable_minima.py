@@ -21,10 +21,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from scipy.stats import spearmanr
 
 from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
+from genlab.config import StepSizes
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.relu1d import TwoLayerReLU1D
 from genlab.probes.dense import dense_top_eigenvalue
@@ -54,7 +55,7 @@ class StableMinimaConfig(ExperimentConfig):
     design: Literal["uniform", "grid"] = "uniform"
     width: int = Field(100, ge=1, description="number of hidden ReLU units k")
     init_scale: float = Field(0.1, gt=0, description="std of w, b and sqrt(k)·v at initialization")
-    step_sizes: list[float] = Field(
+    step_sizes: StepSizes = Field(
         default_factory=lambda: [0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0], min_length=1, description="GD step sizes η"
     )
     flow_time: float = Field(10000.0, gt=0, description="budget per run as η·steps (gradient-flow time)")
@@ -63,14 +64,6 @@ class StableMinimaConfig(ExperimentConfig):
     stability_tol: float = Field(0.01, ge=0, description="relative slack of check (a): λ_max ≤ (2/η)(1 + tol)")
     knot_merge: float = Field(0.01, ge=0, description="knots closer than this fraction of the data range count as one")
     knot_threshold: float = Field(0.02, ge=0, lt=1, description="a knot counts if |jump| ≥ this fraction of ∫|f''|")
-
-    @field_validator("step_sizes")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        bad = [e for e in v if not (e > 0 and math.isfinite(e))]
-        if bad:
-            raise ValueError(f"every step size must be a finite number > 0, got {bad[0]}")
-        return sorted(v)
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
