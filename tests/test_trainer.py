@@ -114,3 +114,16 @@ def test_schedules_and_checkpoint(tmp_path):
     path = save_checkpoint(m, tmp_path / "ck.pt")
     m2 = load_checkpoint(linear_model(), path)
     assert torch.equal(m2.weight, m.weight)
+
+
+def test_half_squared_loss_against_hand_values():
+    from genlab.train.losses import half_squared_loss
+
+    out = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    tgt = torch.tensor([[0.0, 0.0], [0.0, 3.0]])
+    # (1/2)·mean over examples of ‖·‖²: ((1 + 4) + 9) / 2 / 2 = 3.5
+    assert float(half_squared_loss(out, tgt)) == pytest.approx(3.5)
+    # scalar outputs: (n,) and (n, 1) give the same value, no broadcasting to (n, n)
+    a, b = torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0])
+    assert float(half_squared_loss(a, b)) == pytest.approx(1.25)
+    assert float(half_squared_loss(a[:, None], b)) == pytest.approx(1.25)

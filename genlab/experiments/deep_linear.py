@@ -24,6 +24,7 @@ from scipy.stats import spearmanr
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.theory.deep_linear import saxe_learning_time, saxe_mode_strength
 from genlab.train import Measurement, Trainer
+from genlab.train.losses import half_squared_loss
 
 PAPER = "Saxe, McClelland & Ganguli 2013, arXiv 1312.6120 (ICLR 2014), Sec. 2"
 
@@ -41,10 +42,6 @@ class DeepLinearConfig(ExperimentConfig):
     lr: float = Field(0.005, gt=0, description="GD step η (τ = 1/η)")
     horizon: float = Field(1.5, gt=0, description="steps = horizon × predicted time for the weakest mode to reach 0.99 s")
     tolerance: float = Field(0.05, gt=0, description="allowed max |u − u_theory|/s and relative learning-time error")
-
-
-def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return 0.5 * ((out - y) ** 2).sum(dim=1).mean()
 
 
 class DeepLinear(Experiment):
@@ -101,7 +98,7 @@ class DeepLinear(Experiment):
                     return {f"{init}/u_{i}": float(v) for i, v in enumerate(u)} if step % 20 == 0 else {}
 
                 res = Trainer(
-                    net, _loss, (x, y), lr=config.lr, max_steps=steps, seed=config.seed,
+                    net, half_squared_loss, (x, y), lr=config.lr, max_steps=steps, seed=config.seed,
                     measurements=[Measurement(1, modes, at_end=False)], recorder=recorder,
                     prefix=f"{init}/", log_every=20, progress=bar,
                 ).fit()

@@ -35,6 +35,7 @@ from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdi
 from genlab.models.mlp import mlp
 from genlab.train import Measurement, Trainer
 from genlab.train.probe_measurements import sharpness_measurement
+from genlab.train.losses import half_squared_loss
 
 PAPER = "Cohen, Kaur, Li, Kolter & Talwalkar 2021 (ICLR, arXiv 2103.00065)"
 
@@ -61,11 +62,6 @@ class EdgeOfStabilityConfig(ExperimentConfig):
             # Cohen et al.'s architecture for this task: fc-tanh with two hidden layers of 200
             "full": {"widths": [200, 200], "step_sizes": [0.02, 0.03, 0.05, 0.07, 0.1], "steps": 6000, "measure_every": 5},
         }
-
-
-def half_squared_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(1/n) Σ_j ½‖f(x_j) − y_j‖², summed over outputs (Cohen et al. 2021, §2)."""
-    return 0.5 * ((output - target) ** 2).sum(dim=1).mean()
 
 
 class _Series:

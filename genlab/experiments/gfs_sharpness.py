@@ -31,6 +31,7 @@ from genlab.models.scalar import ScalarNetwork
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.gfs import gfs_sharpness
 from genlab.theory.gfs import scalar_gfs_sharpness
+from genlab.train.losses import half_squared_loss
 
 PAPER = "Kreisler, Nacson, Soudry & Carmon 2023 (ICML, arXiv 2305.13064)"
 
@@ -66,12 +67,6 @@ class GFSSharpnessConfig(ExperimentConfig):
             "quick": {},
             "full": {"scalar_steps": 600, "scalar_every": 1, "mlp_steps": 200, "measure_every": 1, "mlp_width": 64, "mlp_n": 16},
         }
-
-
-def half_squared_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(1/n) Σ_j ½‖f(x_j) − y_j‖²."""
-    out = output.reshape(output.shape[0], -1)
-    return 0.5 * ((out - target.reshape(out.shape)) ** 2).sum(dim=1).mean()
 
 
 def _gd(model: torch.nn.Module, data, eta: float, steps: int, every: int, config: GFSSharpnessConfig,

@@ -33,6 +33,7 @@ from genlab.models.ntk_mlp import NTKMLP
 from genlab.probes.kernels import empirical_ntk, kernel_distance, relative_weight_change
 from genlab.theory.kernels import kernel_regression_predict
 from genlab.train import Trainer
+from genlab.train.losses import half_squared_loss
 
 PAPER = "Chizat, Oyallon & Bach 2019 (NeurIPS, arXiv 1812.07956)"
 
@@ -69,11 +70,6 @@ class LazyRichConfig(ExperimentConfig):
         }
 
 
-def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return 0.5 * torch.mean((out - y) ** 2)
-
-
-
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
@@ -104,7 +100,7 @@ class LazyRich(Experiment):
                     eta0 = config.eta_rel / np.linalg.eigvalsh(k0[:n, :n] / n)[-1]
                     net = Centered(base, a)
                     res = Trainer(
-                        net, _loss, (xs, ys), lr=eta0 / a**2, max_steps=config.steps, seed=config.seed,
+                        net, half_squared_loss, (xs, ys), lr=eta0 / a**2, max_steps=config.steps, seed=config.seed,
                         recorder=recorder, prefix=f"alpha={a:g}/seed={s}/", log_every=max(config.steps // 50, 1), progress=bar,
                     ).fit()
                     entry: dict[str, Any] = {"alpha": a, "seed": s, "status": res.status, "train_loss": res.loss}

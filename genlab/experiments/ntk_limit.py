@@ -29,6 +29,7 @@ from genlab.models.centered import Centered
 from genlab.models.ntk_mlp import NTKMLP
 from genlab.theory.kernels import kernel_regression_predict, ntk_relu
 from genlab.train import Trainer
+from genlab.train.losses import half_squared_loss
 
 PAPER = (
     "Jacot, Gabriel & Hongler 2018 (arXiv 1806.07572); Lee et al. 2019 (arXiv 1902.06720); "
@@ -59,11 +60,6 @@ class NTKLimitConfig(ExperimentConfig):
         }
 
 
-def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return 0.5 * torch.mean((out - y) ** 2)
-
-
-
 class NTKLimit(Experiment):
     name = "ntk-limit"
     title = "Wide networks trained by GD follow the analytic NTK prediction"
@@ -91,7 +87,7 @@ class NTKLimit(Experiment):
                     gen = torch.Generator().manual_seed(config.seed * 100_003 + 1000 * s + w)
                     net = Centered(NTKMLP(config.d, w, config.depth, generator=gen, **kw))
                     res = Trainer(
-                        net, _loss, (xs, ys), lr=eta, max_steps=config.steps, seed=config.seed,
+                        net, half_squared_loss, (xs, ys), lr=eta, max_steps=config.steps, seed=config.seed,
                         recorder=recorder, prefix=f"width={w}/seed={s}/", log_every=max(config.steps // 50, 1), progress=bar,
                     ).fit()
                     entry: dict[str, Any] = {"width": w, "seed": s, "status": res.status, "train_loss": res.loss}

@@ -39,6 +39,7 @@ from genlab.theory.splines import linear_spline_interpolant
 from genlab.theory.stability import interpolating_tv_bound, stability_weight, stable_tv_bound
 from genlab.train import Trainer, TrainResult
 from genlab.train.ensemble import init_params, train_ensemble
+from genlab.train.losses import half_squared_loss
 
 PAPER = (
     "Mulayoff, Michaeli & Soudry 2021 (NeurIPS, 'The implicit bias of minima stability'); "
@@ -80,11 +81,6 @@ class StableMinimaConfig(ExperimentConfig):
         }
 
 
-def _mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L = (1/2n) Σ (f(x_j) − y_j)² (the normalization of Mulayoff et al. 2021)."""
-    return 0.5 * torch.mean((output - target) ** 2)
-
-
 def _to_midpoint(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eta: float) -> None:
     """Replace θ_T by (θ_T + θ_{T+1})/2, one more GD step averaged in.
 
@@ -94,7 +90,7 @@ def _to_midpoint(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eta: 
     would otherwise show up as a shifted fit (Cohen, Damian, Talwalkar, Kolter & Lee 2024,
     arXiv 2410.24206, follow the time-averaged iterate for the same reason)."""
     before = [p.detach().clone() for p in model.parameters()]
-    Trainer(model, _mse_loss, (x, y), lr=eta, max_steps=1).fit()
+    Trainer(model, half_squared_loss, (x, y), lr=eta, max_steps=1).fit()
     with torch.no_grad():
         for p, b in zip(model.parameters(), before):
             p.add_(b).mul_(0.5)
@@ -149,7 +145,7 @@ class StableMinima(Experiment):
                 recorder.log(tag + "diverged_at", result.steps, result.steps)
             if result.status == "budget":
                 _to_midpoint(model, x, y, eta)
-                result.loss = float(_mse_loss(model(x), y).detach())
+                result.loss = float(half_squared_loss(model(x), y).detach())
             entry: dict[str, Any] = {
                 "eta": eta,
                 "status": result.status,
@@ -161,7 +157,7 @@ class StableMinima(Experiment):
             }
             if not result.diverged:
                 knots = relu1d_knots(model)
-                lam = dense_top_eigenvalue(model, _mse_loss, (x, y))
+                lam = dense_top_eigenvalue(model, half_squared_loss, (x, y))
                 with torch.no_grad():
                     fit = model(torch.tensor(grid)).numpy()
                 entry.update(
