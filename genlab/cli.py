@@ -15,6 +15,7 @@ from typing import Any, Iterator, Sequence
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -93,14 +94,16 @@ def cli() -> None:
 @cli.command("list")
 def list_cmd() -> None:
     """List the registered experiments."""
-    from genlab.experiments import registry
+    from genlab.experiments import registry, themes
 
+    titles = {key: t.title for key, t in themes().items()}
     table = Table(title="experiments")
+    table.add_column("theme")
     table.add_column("name")
     table.add_column("title", overflow="fold")
     table.add_column("paper", overflow="fold")
     for name, exp in registry().items():
-        table.add_row(name, exp.title, exp.paper)
+        table.add_row(escape(titles.get(exp.theme, exp.theme)), name, escape(exp.title), escape(exp.paper))
     out.print(table)
 
 

@@ -173,4 +173,4 @@ def test_show_unknown_run(quick_home):
 
 def test_list():
     r = run_cli("list")
-    assert r.returncode == 0 and "stable-minima" in r.stdout
+    assert r.returncode == 0 and "stable-minima" in r.stdout and "Stability and" in r.stdout

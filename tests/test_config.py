@@ -4,7 +4,7 @@ import pytest
 
 from genlab.config import build_config, parse_assignments, parse_value
 from genlab.errors import InputError
-from genlab.experiments.stable_minima import StableMinimaConfig
+from genlab.experiments.stability.stable_minima import StableMinimaConfig
 
 
 def test_parse_values():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from genlab.experiments.edge_of_stability import EXPERIMENT as EOS
-from genlab.experiments.gfs_sharpness import EXPERIMENT as GFS
-from genlab.experiments.hessian_outliers import count_outliers
+from genlab.experiments.stability.edge_of_stability import EXPERIMENT as EOS
+from genlab.experiments.stability.gfs_sharpness import EXPERIMENT as GFS
+from genlab.experiments.stability.hessian_outliers import count_outliers
 
 
 def _eos_run(eta: float, lam: list[float], loss: list[float]) -> dict:

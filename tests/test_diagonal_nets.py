@@ -107,7 +107,7 @@ def test_gd_on_diagonal_network_reaches_qalpha() -> None:
     Q_α interpolator (Woodworth et al. 2020, Thm 1) up to a discretization error first order in the
     step: relative error < 0.1·η_rel (measured ≈ 0.06·η_rel at α = 0.3, 0.008·η_rel at α = 1), and
     quartering the step divides it by 4 (ratio allowed in [0.15, 0.4]: first order plus O(η²))."""
-    from genlab.experiments.kernel_rich import diagonal_net_gd
+    from genlab.experiments.implicit_bias.kernel_rich import diagonal_net_gd
 
     X, y = _problem(n=10, d=25, seed=3)
     alphas = np.array([0.3, 1.0, 0.3])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from genlab.experiments import get_experiment
-from genlab.experiments.ultra_slow_diffusion import fit_log_and_power
+from genlab.experiments.noise_and_data.ultra_slow_diffusion import fit_log_and_power
 from genlab.recorder import MemoryRecorder
 
 

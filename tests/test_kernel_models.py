@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genlab.experiments.grokking import quad_net_ntk, quad_net_output
+from genlab.experiments.kernels.grokking import quad_net_ntk, quad_net_output
 from genlab.models.centered import Centered
 from genlab.models.ntk_mlp import NTKMLP
 from genlab.probes.kernels import empirical_ntk

@@ -10,7 +10,7 @@ import torch
 from genlab.config import build_config
 from genlab.data.synthetic import univariate_regression
 from genlab.experiments import get_experiment
-from genlab.experiments.stable_minima_rate import fit_slope
+from genlab.experiments.stability.stable_minima_rate import fit_slope
 from genlab.models.relu1d import TwoLayerReLU1D
 from genlab.recorder import MemoryRecorder
 from genlab.train import Trainer

@@ -26,6 +26,7 @@ class Experiment(ABC):
     title: ClassVar[str]
     paper: ClassVar[str]  # authors, year, title / arXiv id of the claim checked
     Config: ClassVar[type[ExperimentConfig]]
+    theme: str = ""  # the theme subpackage it lives in; set by the registry
 
     @abstractmethod
     def run(self, config: ExperimentConfig, recorder: Any) -> Result:

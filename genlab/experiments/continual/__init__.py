@@ -1,0 +1,4 @@
+"""Theme: forgetting when tasks arrive one after another."""
+
+TITLE = "Continual learning"
+ORDER = 60
