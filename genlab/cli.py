@@ -21,7 +21,9 @@ from rich.table import Table
 
 from genlab import __version__
 from genlab.errors import InputError
-from genlab.store import Store, resolve_home
+from genlab.store import Store, claim_outcome, count_claims, resolve_home
+
+_OUTCOME_STYLE = {"pass": "green", "met": "green", "FAIL": "red", "NOT MET": "red", "not tested": "yellow", "finding": "dim"}
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -81,7 +83,10 @@ def _verdict_table(verdicts: Sequence[Any], title: str) -> Table:
     for col in ("claim", "predicted", "measured", "verdict"):
         table.add_column(col, overflow="fold")
     for v in verdicts:
-        table.add_row(v.claim, v.predicted, v.measured, "[green]pass[/]" if v.passed else "[red]FAIL[/]")
+        outcome = claim_outcome(v, verdicts)
+        label = f"[{_OUTCOME_STYLE[outcome]}]{escape(outcome)}[/]"
+        claim = escape(v.claim if v.kind == "claim" else f"{v.kind}: {v.claim}")
+        table.add_row(claim, escape(v.predicted), escape(v.measured), label)
     return table
 
 
@@ -149,7 +154,10 @@ def runs_cmd(as_json: bool, experiment: str | None, home: Path | None) -> None:
     for r in runs:
         verdicts = store.checks(r["id"]) if store else []
         seconds = f"{(r['ended'] or time.time()) - r['started']:.1f}"
-        checks = f"{sum(v.passed for v in verdicts)}/{len(verdicts)} pass" if verdicts else "-"
+        counted = count_claims(verdicts)
+        checks = f"{counted.passed}/{counted.passed + counted.failed} pass" if counted.total else "-"
+        if counted.not_tested:
+            checks += f", {counted.not_tested} not tested"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"]))
         table.add_row(str(r["id"]), r["experiment"], r["status"], r.get("preset") or "-", str(r["seed"]), started, seconds, checks)
     out.print(table)
@@ -250,8 +258,8 @@ def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, 
         err.print(f"[bold]{name}[/] …")
         outcome = execute(name, configs[name], store, preset=preset, progress_factory=_progress_bar)
         ids.append(outcome.run_id)
-        passed = sum(v.passed for v in outcome.verdicts)
-        summary.add_row(name, str(outcome.run_id), outcome.status, f"{passed}/{len(outcome.verdicts)}", f"{time.time() - t1:.1f}")
+        counted = count_claims(outcome.verdicts)
+        summary.add_row(name, str(outcome.run_id), outcome.status, f"{counted.passed}/{counted.passed + counted.failed}", f"{time.time() - t1:.1f}")
         if outcome.error:
             err.print(f"[red]{name} failed[/]: {outcome.error}")
     path = write_report(store, ids, out_path or store.home / "atlas.html", titles=_titles(), heading=f"genlab atlas ({preset})")

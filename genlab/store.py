@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS checks (
     measured TEXT NOT NULL,
     tolerance TEXT NOT NULL,
     passed INTEGER NOT NULL,
-    paper TEXT
+    paper TEXT,
+    kind TEXT NOT NULL DEFAULT 'claim'
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     run INTEGER NOT NULL REFERENCES runs(id),
@@ -68,9 +69,18 @@ CREATE TABLE IF NOT EXISTS artifacts (
 """
 
 
+VERDICT_KINDS = ("claim", "precondition", "finding")
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """One checked claim: ``passed`` is computed from measurements and may be False."""
+    """One verdict: ``passed`` is computed from measurements and may be False.
+
+    ``kind`` is what the verdict is (see DESIGN.md): a **claim** of the paper (a pass must be
+    able to fail), a **precondition** (the run is in the paper's regime; if one fails, the
+    run's claims are "not tested" rather than passed or failed), or a **finding** (a measured
+    number the paper does not predict; it neither passes nor fails a claim).
+    """
 
     claim: str
     predicted: str
@@ -78,9 +88,15 @@ class Verdict:
     tolerance: str
     passed: bool
     paper: str = ""
+    kind: str = "claim"
+
+    def __post_init__(self) -> None:
+        if self.kind not in VERDICT_KINDS:
+            raise ValueError(f"Verdict kind {self.kind!r} unknown; allowed: {', '.join(VERDICT_KINDS)}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "claim": self.claim,
             "predicted": self.predicted,
             "measured": self.measured,
@@ -88,6 +104,46 @@ class Verdict:
             "passed": bool(self.passed),
             "paper": self.paper,
         }
+
+
+@dataclass(frozen=True)
+class ClaimCount:
+    """How a run's (or a report's) claims came out. Preconditions and findings are not counted."""
+
+    passed: int = 0
+    failed: int = 0
+    not_tested: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.not_tested
+
+    def __add__(self, other: "ClaimCount") -> "ClaimCount":
+        return ClaimCount(self.passed + other.passed, self.failed + other.failed, self.not_tested + other.not_tested)
+
+    def summary(self) -> str:
+        """``"k of n claims pass"`` (plus how many were not tested), for headlines."""
+        tested = self.passed + self.failed
+        text = f"{self.passed} of {tested} claims pass" if tested else "no claims tested"
+        return text + (f" ({self.not_tested} not tested: a precondition failed)" if self.not_tested else "")
+
+
+def claim_outcome(verdict: Verdict, verdicts: Sequence[Verdict]) -> str:
+    """``pass``, ``FAIL`` or ``not tested`` for a claim (given all verdicts of its run);
+    ``met``/``NOT MET`` for a precondition; ``finding`` for a finding."""
+    if verdict.kind == "finding":
+        return "finding"
+    if verdict.kind == "precondition":
+        return "met" if verdict.passed else "NOT MET"
+    if any(v.kind == "precondition" and not v.passed for v in verdicts):
+        return "not tested"
+    return "pass" if verdict.passed else "FAIL"
+
+
+def count_claims(verdicts: Sequence[Verdict]) -> ClaimCount:
+    """Count one run's claims: a failed precondition makes every claim of the run not tested."""
+    outcomes = [claim_outcome(v, verdicts) for v in verdicts if v.kind == "claim"]
+    return ClaimCount(outcomes.count("pass"), outcomes.count("FAIL"), outcomes.count("not tested"))
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -135,6 +191,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)  # idempotent DDL
+        cols = {r["name"] for r in self._db.execute("PRAGMA table_info(checks)")}
+        if "kind" not in cols:  # a store written before verdicts had kinds: all were claims
+            self._db.execute("ALTER TABLE checks ADD COLUMN kind TEXT NOT NULL DEFAULT 'claim'")
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -208,10 +267,10 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM checks WHERE run = ?", (run_id,))
             db.executemany(
-                "INSERT INTO checks (run, claim, predicted, measured, tolerance, passed, paper)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO checks (run, claim, predicted, measured, tolerance, passed, paper, kind)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    (run_id, v.claim, v.predicted, v.measured, v.tolerance, int(bool(v.passed)), v.paper)
+                    (run_id, v.claim, v.predicted, v.measured, v.tolerance, int(bool(v.passed)), v.paper, v.kind)
                     for v in verdicts
                 ],
             )
@@ -293,11 +352,14 @@ class Store:
 
     def checks(self, run_id: int) -> list[Verdict]:
         rows = self._db.execute(
-            "SELECT claim, predicted, measured, tolerance, passed, paper FROM checks WHERE run = ? ORDER BY rowid",
+            "SELECT claim, predicted, measured, tolerance, passed, paper, kind FROM checks WHERE run = ? ORDER BY rowid",
             (run_id,),
         )
         return [
-            Verdict(r["claim"], r["predicted"], r["measured"], r["tolerance"], bool(r["passed"]), r["paper"] or "")
+            Verdict(
+                r["claim"], r["predicted"], r["measured"], r["tolerance"], bool(r["passed"]), r["paper"] or "",
+                r["kind"] if r["kind"] in VERDICT_KINDS else "claim",
+            )
             for r in rows
         ]
 

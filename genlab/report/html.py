@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from genlab import __version__
-from genlab.store import Store
+from genlab.store import ClaimCount, Store, Verdict, claim_outcome, count_claims
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -25,7 +25,8 @@ th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-alig
 th{background:#f6f8fa}.pass{color:#116329;font-weight:600}.fail{color:#b42318;font-weight:600}
 .status{font-size:.85rem;color:#57606a}img{max-width:100%;border:1px solid #eee;margin:.5rem 0}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.8rem}
-.summary{font-size:1rem;margin:.5rem 0 1rem}
+.summary{font-size:1rem;margin:.5rem 0 1rem}.untested{color:#9a6700;font-weight:600}.finding{color:#57606a}
+.kind{font-size:.75rem;text-transform:uppercase;color:#57606a;border:1px solid #d0d7de;border-radius:3px;padding:0 .2rem}
 """
 
 
@@ -33,8 +34,16 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _verdict_cell(passed: bool) -> str:
-    return '<td class="pass">pass</td>' if passed else '<td class="fail">FAIL</td>'
+_OUTCOME_CLASS = {"pass": "pass", "met": "pass", "FAIL": "fail", "NOT MET": "fail", "not tested": "untested", "finding": "finding"}
+
+
+def _verdict_cell(verdict: Verdict, verdicts: list[Verdict]) -> str:
+    outcome = claim_outcome(verdict, verdicts)
+    return f'<td class="{_OUTCOME_CLASS[outcome]}">{_e(outcome)}</td>'
+
+
+def _kind_cell(verdict: Verdict) -> str:
+    return "" if verdict.kind == "claim" else f"<span class=kind>{_e(verdict.kind)}</span> "
 
 
 def _img(path: str) -> str:
@@ -56,16 +65,15 @@ def render_report(
     titles = titles or {}
     runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
     rows, sections = [], []
-    n_pass = n_total = 0
+    counts = ClaimCount()
     for run in runs:
         verdicts = store.checks(run["id"])
+        counts = counts + count_claims(verdicts)
         for v in verdicts:
-            n_total += 1
-            n_pass += int(v.passed)
             rows.append(
                 f"<tr><td><a href='#run-{run['id']}'>{_e(run['experiment'])}</a> #{run['id']}</td>"
-                f"<td>{_e(v.claim)}</td><td>{_e(v.paper)}</td><td>{_e(v.predicted)}</td>"
-                f"<td>{_e(v.measured)}</td><td>{_e(v.tolerance)}</td>{_verdict_cell(v.passed)}</tr>"
+                f"<td>{_kind_cell(v)}{_e(v.claim)}</td><td>{_e(v.paper)}</td><td>{_e(v.predicted)}</td>"
+                f"<td>{_e(v.measured)}</td><td>{_e(v.tolerance)}</td>{_verdict_cell(v, verdicts)}</tr>"
             )
         if not verdicts:
             rows.append(
@@ -74,7 +82,7 @@ def render_report(
             )
         sections.append(_run_section(store, run, verdicts, titles.get(run["experiment"], "")))
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
-    summary = f"{n_pass} of {n_total} claims pass" if n_total else "no claims checked"
+    summary = counts.summary()
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>"
@@ -97,8 +105,8 @@ def _run_section(store: Store, run: Mapping[str, Any], verdicts: list, title: st
     if run.get("error"):
         head += f"<pre>{_e(run['error'])}</pre>"
     vt = "".join(
-        f"<tr><td>{_e(v.claim)}</td><td>{_e(v.predicted)}</td><td>{_e(v.measured)}</td>"
-        f"<td>{_e(v.tolerance)}</td>{_verdict_cell(v.passed)}</tr>"
+        f"<tr><td>{_kind_cell(v)}{_e(v.claim)}</td><td>{_e(v.predicted)}</td><td>{_e(v.measured)}</td>"
+        f"<td>{_e(v.tolerance)}</td>{_verdict_cell(v, verdicts)}</tr>"
         for v in verdicts
     )
     table = (
