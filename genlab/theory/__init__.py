@@ -20,6 +20,10 @@ from genlab.theory.stability import (
     stability_weight,
     stable_tv_bound,
 )
+from genlab.theory.denoiser import empirical_mmse, min_norm_denoiser_1d
+from genlab.theory.multivariate_stability import multivariate_stability_weight, weighted_laplacian_norm
+from genlab.theory.r_norm import r_norm, relu_hyperplanes
+from genlab.theory.signal_propagation import correlation_map, depth_scale, optimal_initialization
 
 __all__ = [
     "kernel_regression",
@@ -63,4 +67,13 @@ __all__ = [
     "linear_stability_threshold",
     "stability_weight",
     "stable_tv_bound",
+    "empirical_mmse",
+    "min_norm_denoiser_1d",
+    "multivariate_stability_weight",
+    "weighted_laplacian_norm",
+    "r_norm",
+    "relu_hyperplanes",
+    "correlation_map",
+    "depth_scale",
+    "optimal_initialization",
 ]
