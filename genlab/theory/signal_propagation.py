@@ -15,16 +15,20 @@ the depth scale ξ = −1/ln χ (Schoenholz et al. 2017, eq. 9).
 
 What is encoded here, and what is not. The paper's abstract and Fig. 1 state that signal
 propagation is maximized at an optimal σ_w ("σ_w^opt") and that the maximal trainable depth
-scales as L_max ∝ N^1.82. We could not read the paper's exact activation family or its implicit
-equation for L_max; so the activation is our choice — the N-level uniform quantization of the
-hard tanh on [−1, 1] (N = 2 is the sign function) — σ_b = 0, and σ_w^opt is computed here as the
-σ_w that maximizes χ (hence ξ). With σ_b = 0 and an odd φ, c* = 0 and, by Price's theorem and
-Stein's lemma (derived here, not quoted),
+scales as L_max ∝ N^1.82. The authors' code (github.com/yanivbl6/quantized_meanfield,
+generalQ.py) uses an activation with N − 1 equally spaced thresholds and equal steps, σ_b ≈ 0,
+evaluates χ at c* = 0, optimizes the spacing relative to the pre-activation scale, and records
+the fit 1 − χ_opt = e^{0.71}·(N+1)^{−1.8172} (function ``DepthScale``; ξ = −1/ln χ_opt), the
+origin of the exponent 1.82. We could not read the paper's implicit equation for L_max itself.
+Here the activation is the N-level uniform quantization of the hard tanh on [−1, 1] (N = 2 is
+the sign function; the same family up to scale), σ_b = 0, and σ_w^opt is the σ_w that maximizes
+χ. With σ_b = 0 and an odd φ, c* = 0 and, by Price's theorem and Stein's lemma (derived here),
 
     χ = σ_w² E[φ'(√q* z)]² = E[z φ(a z)]² / E[φ(a z)²],   a = √q*,
 
 the squared correlation between a standard normal and its quantized image (≤ 1 by Cauchy–Schwarz,
-= 1 only for a linear φ); σ_w^opt = a*/√E[φ(a* z)²] with a* maximizing it.
+= 1 only for a linear φ); σ_w^opt = a*/√E[φ(a* z)²] with a* maximizing it. Tested against the
+authors' fitted law (tests/test_signal_propagation.py).
 """
 
 from __future__ import annotations
