@@ -23,6 +23,7 @@ from genlab.probes.gradient_stats import (
 )
 from genlab.probes.kernels import empirical_ntk, kernel_alignment, kernel_distance, relative_weight_change
 from genlab.probes.per_example import PerExampleStats, per_example_stats
+from genlab.probes.signal_propagation import layer_correlations
 from genlab.probes.function_space import (
     Knots,
     effective_knots,
@@ -69,5 +70,6 @@ __all__ = [
     "relu1d_knots",
     "slope_total_variation",
     "weighted_total_variation",
+    "layer_correlations",
     "effective_knots",
 ]
