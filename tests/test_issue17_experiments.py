@@ -36,3 +36,14 @@ def test_quantized_signal_propagation_runs():
     assert [g["levels"] for g in result["grid"]] == [2, 3, 4]
     with pytest.raises(Exception, match="levels"):
         get_experiment("quantized-signal-propagation").Config(levels=[2])
+
+
+def test_r_norm_runs():
+    assert registry()["r-norm"].theme == "implicit_bias"
+    result, verdicts = run("r-norm", n=40, widths=[12, 20], weight_decays=[1e-2, 1e-3], steps=150)
+    # cost ≥ R(f_θ) holds for every network (AM–GM), trained or not
+    assert all(r["cost"] >= r["r_net"] * (1 - 1e-9) for r in result["runs"])
+    assert result["r_target"] == pytest.approx(2.4)
+    assert verdicts[-1].kind == "finding"
+    with pytest.raises(ValueError, match="same length"):
+        get_experiment("r-norm").run(get_experiment("r-norm").Config(ridge_offsets=[0.1]), MemoryRecorder())

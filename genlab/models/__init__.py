@@ -5,5 +5,6 @@ from genlab.models.mlp import mlp
 from genlab.models.ntk_mlp import NTKMLP
 from genlab.models.relu1d import TwoLayerReLU1D
 from genlab.models.scalar import ScalarNetwork
+from genlab.models.shallow import ShallowReLU
 
-__all__ = ["TwoLayerReLU1D", "ScalarNetwork", "mlp", "NTKMLP", "Centered"]
+__all__ = ["TwoLayerReLU1D", "ScalarNetwork", "mlp", "NTKMLP", "Centered", "ShallowReLU"]
