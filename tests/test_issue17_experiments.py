@@ -47,3 +47,15 @@ def test_r_norm_runs():
     assert verdicts[-1].kind == "finding"
     with pytest.raises(ValueError, match="same length"):
         get_experiment("r-norm").run(get_experiment("r-norm").Config(ridge_offsets=[0.1]), MemoryRecorder())
+
+
+def test_min_norm_denoiser_runs():
+    assert registry()["min-norm-denoiser"].theme == "implicit_bias"
+    result, verdicts = run("min-norm-denoiser", n_clean=4, copies=4, sigmas=[0.01, 0.05, 0.5], width=30,
+                           weight_decays=[1e-5], steps=200, n_test=500)
+    assert verdicts[0].kind == "precondition" and verdicts[0].passed
+    sweep = {e["sigma"]: e for e in result["sweep"]}
+    assert not sweep[0.5]["separated"] and "mse_closed_form" not in sweep[0.5]
+    # the closed form (not trained) beats the eMMSE at the lowest noise: computed, not trained
+    low = [v for v in verdicts if "lowest noise" in v.claim][0]
+    assert low.passed
