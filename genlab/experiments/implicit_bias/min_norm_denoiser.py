@@ -35,6 +35,7 @@ from pydantic import Field
 
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.relu1d import TwoLayerReLU1D
+from genlab.train.weight_decay_path import weight_decay_path
 from genlab.theory.denoiser import clusters_separated, denoising_pairs, empirical_mmse, min_norm_denoiser_1d
 
 PAPER = "Zeno, Ongie, Blumenfeld, Weinberger & Soudry 2023, arXiv 2311.06748 (NeurIPS)"
@@ -93,19 +94,12 @@ class MinNormDenoiser(Experiment):
         yt, xt = torch.tensor(y), torch.tensor(x)
         model = TwoLayerReLU1D(config.width, torch.Generator().manual_seed(config.seed), in_scale=1.0, out_scale=0.1)
         with recorder.progress(self.name, config.steps * len(config.weight_decays)) as bar:
-            for lam in sorted(config.weight_decays, reverse=True):
-                opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-                sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
-                for step in range(config.steps):
-                    opt.zero_grad()
-                    fit = 0.5 * torch.mean((model(yt) - xt) ** 2)
-                    obj = fit + 0.5 * lam * (model.w.pow(2).sum() + model.v.pow(2).sum())
-                    obj.backward()
-                    opt.step()
-                    sched.step()
-                    if step % 250 == 0:
-                        recorder.log_many({f"lambda={lam:g}/objective": float(obj.detach())}, step)
-                    bar.advance(1)
+            for _ in weight_decay_path(
+                model, yt, xt, lambda: 0.5 * (model.w.pow(2).sum() + model.v.pow(2).sum()), config.weight_decays,
+                config.steps, config.lr, log=lambda lam, step, obj, fit: recorder.log_many({f"lambda={lam:g}/objective": obj}, step),
+                advance=bar.advance,
+            ):
+                pass
 
         def net(v: np.ndarray) -> np.ndarray:
             with torch.no_grad():

@@ -32,6 +32,7 @@ from pydantic import Field
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.shallow import ShallowReLU
 from genlab.theory.r_norm import r_norm, relu_hyperplanes
+from genlab.train.weight_decay_path import weight_decay_path
 
 PAPER = "Ongie, Willett, Soudry & Srebro 2020, arXiv 1910.01635 (ICLR)"
 
@@ -94,20 +95,13 @@ class RNorm(Experiment):
         with recorder.progress(self.name, total) as bar:
             for width in config.widths:
                 model = ShallowReLU(2, width, torch.Generator().manual_seed(config.seed), in_scale=1.0, out_scale=0.1, linear=True)
-                for lam in sorted(config.weight_decays, reverse=True):
-                    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-                    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
+
+                def log(lam: float, step: int, obj: float, fit: float, width: int = width) -> None:
+                    recorder.log_many({f"width={width}/lambda={lam:g}/objective": obj, f"width={width}/lambda={lam:g}/fit": fit}, step)
+
+                for lam in weight_decay_path(model, xt, yt, model.weight_cost, config.weight_decays, config.steps, config.lr,
+                                             log=log, log_every=200, advance=bar.advance):
                     tag = f"width={width}/lambda={lam:g}/"
-                    for step in range(config.steps):
-                        opt.zero_grad()
-                        fit = 0.5 * torch.mean((model(xt) - yt) ** 2)
-                        obj = fit + lam * model.weight_cost()
-                        obj.backward()
-                        opt.step()
-                        sched.step()
-                        if step % 200 == 0:
-                            recorder.log_many({tag + "objective": float(obj.detach()), tag + "fit": float(fit.detach())}, step)
-                        bar.advance(1)
                     w, b, av = model.units()
                     with torch.no_grad():
                         test_rmse = float(torch.sqrt(torch.mean((model(xtest) - torch.tensor(y_test)) ** 2)))
