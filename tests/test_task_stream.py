@@ -65,11 +65,18 @@ def test_run_stream_warm_starts_and_records():
             m.weight.fill_(float(task.train[1]))
 
     closeness = lambda m, t: -abs(float(m.weight.detach()) - float(t.train[1]))  # noqa: E731
-    res = run_stream(model, tasks, [0, 1, 0], train, closeness)
+    res = run_stream(model, tasks, [0, 1, 0], train, closeness, measure=lambda m: {"w": float(m.weight.detach())})
+    assert [e["w"] for e in res.extras] == [1.0, 2.0, 1.0]
     assert seen == [(0, 0.0), (1, 1.0), (2, 2.0)]  # warm start: each step starts where the last ended
     np.testing.assert_allclose(res.R0, [-1.0, -2.0])
     np.testing.assert_allclose(res.R, [[0, -1], [-1, 0], [0, -1]])
     np.testing.assert_allclose(res.losses, [[0, 1], [1, 0], [0, 1]])
+    # one call for the whole row gives the same matrix
+    torch.nn.init.zeros_(model.weight)
+    rows = lambda m: [closeness(m, t) for t in tasks]  # noqa: E731
+    res2 = run_stream(model, tasks, [0, 1, 0], train, evaluate_all=rows, record_losses=False)
+    np.testing.assert_allclose(res2.R, res.R)
+    assert np.isnan(res2.losses).all()
 
 
 def test_trainer_step_and_accuracy_on_two_tasks():

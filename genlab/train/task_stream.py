@@ -82,6 +82,7 @@ class StreamResult:
     R: np.ndarray
     R0: np.ndarray
     losses: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    extras: list[dict[str, float]] = field(default_factory=list)
 
     def _seen_but_last(self) -> list[int]:
         last = self.order[-1]
@@ -140,10 +141,16 @@ def run_stream(
     train: Callable[[torch.nn.Module, Task, int], Any],
     evaluate: Callable[[torch.nn.Module, Task], float] | None = None,
     progress: Any = None,
+    measure: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    evaluate_all: Callable[[torch.nn.Module], Sequence[float]] | None = None,
+    record_losses: bool = True,
 ) -> StreamResult:
     """Train ``model`` in place on ``tasks[order[i]]`` for i = 0, 1, … (each step starts where the
     last ended: warm start) with ``train(model, task, step)``; after every step evaluate every
-    task (``evaluate(model, task)``, default :func:`accuracy` on its evaluation data) and its loss."""
+    task (``evaluate(model, task)``, default :func:`accuracy` on its evaluation data) and its loss,
+    and record ``measure(model)`` (extra scalars, e.g. accuracy on all classes) if given.
+    ``evaluate_all(model)`` may replace the per-task evaluation with one call returning the whole
+    row R[i, :] (e.g. from one forward pass); ``record_losses=False`` skips the loss matrix (NaN)."""
     if not order:
         raise ValueError("order must contain at least one step")
     for m in order:
@@ -155,19 +162,32 @@ def run_stream(
         with torch.no_grad():
             return float(t.loss_fn(model(t.eval_data[0]), t.eval_data[1]))
 
+    def row(mdl: torch.nn.Module) -> np.ndarray:
+        if evaluate_all is not None:
+            with torch.no_grad():
+                r = np.asarray(evaluate_all(mdl), dtype=float)
+            if r.shape != (len(tasks),):
+                raise ValueError(f"evaluate_all must return {len(tasks)} values, got shape {r.shape}")
+            return r
+        return np.array([ev(mdl, t) for t in tasks])
+
     model.eval()
-    R0 = np.array([ev(model, t) for t in tasks])
+    R0 = row(model)
     R = np.empty((len(order), len(tasks)))
     losses = np.empty((len(order), len(tasks)))
+    extras: list[dict[str, float]] = []
     for i, m in enumerate(order):
         model.train()
         train(model, tasks[int(m)], i)
         model.eval()
-        R[i] = [ev(model, t) for t in tasks]
-        losses[i] = [loss_of(t) for t in tasks]
+        R[i] = row(model)
+        losses[i] = [loss_of(t) for t in tasks] if record_losses else np.nan
+        if measure is not None:
+            with torch.no_grad():
+                extras.append({k: float(v) for k, v in measure(model).items()})
         if progress is not None:
             progress.advance(1)
-    return StreamResult(order=[int(m) for m in order], R=R, R0=R0, losses=losses)
+    return StreamResult(order=[int(m) for m in order], R=R, R0=R0, losses=losses, extras=extras)
 
 
 def trainer_step(lr: float, steps: int, batch_size: int | None = None, seed: int = 0) -> Callable[[torch.nn.Module, Task, int], Any]:
