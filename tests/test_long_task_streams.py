@@ -29,3 +29,14 @@ def test_tiny_run_gives_verdicts():
     assert {v.kind for v in verdicts} == {"precondition", "claim", "finding"}
     assert len(res["runs"][0]["seeds"][0]["all"]) == 10
     assert "long_task_streams.png" in exp.figures(cfg, res)
+
+
+def test_bad_rare_weights_rejected():
+    import pytest
+    from pydantic import ValidationError
+
+    exp = get_experiment("long-task-streams")
+    with pytest.raises(ValidationError, match="rare_weights"):
+        exp.Config(rare_weights=[0.0, 1.0])
+    with pytest.raises(ValidationError, match="rare_weights"):
+        exp.Config(rare_weights=[1.0, 1.0])

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from scipy.stats import spearmanr
 
 from genlab.data import digits
@@ -66,6 +66,13 @@ class LongTaskStreamsConfig(ExperimentConfig):
     batch_size: int = Field(32, ge=1, le=512)
     lr: float = Field(0.1, gt=0, le=5)
     forgetting_floor: float = Field(0.005, ge=0, description="smallest mean per-task accuracy loss of absent classes that counts as forgetting")
+
+    @field_validator("rare_weights")
+    @classmethod
+    def _positive_distinct(cls, v: list[float]) -> list[float]:
+        if any(not (0 < r < float("inf")) for r in v) or len(set(v)) != len(v):
+            raise ValueError("rare_weights must be distinct finite numbers > 0")
+        return v
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
