@@ -7,6 +7,9 @@ from genlab.theory.forgetting import cyclic_forgetting_bound, forgetting_curve, 
 from genlab.theory.gfs import scalar_gf_limit, scalar_gfs_sharpness
 from genlab.theory.kernels import kernel_regression, kernel_regression_predict, nngp_relu, ntk_relu, relu_kernels
 from genlab.theory.max_margin import HardMarginSVM, direction_error, hard_margin_svm, max_margin_direction
+from genlab.theory.max_margin import least_distance
+from genlab.theory.lexicographic import LexicographicMargin, lexicographic_max_margin
+from genlab.theory.sequential_max_margin import offline_max_margin, project_onto_task, sequential_max_margin
 from genlab.theory.quantization import aciq_optimal_clip, clipping_error, clipping_mse, rounding_error, uniform_quantize
 from genlab.theory.representation_cost import (
     piecewise_linear_from_relu_units,
@@ -76,4 +79,10 @@ __all__ = [
     "correlation_map",
     "depth_scale",
     "optimal_initialization",
+    "least_distance",
+    "LexicographicMargin",
+    "lexicographic_max_margin",
+    "offline_max_margin",
+    "project_onto_task",
+    "sequential_max_margin",
 ]

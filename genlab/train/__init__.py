@@ -5,6 +5,7 @@ from genlab.train.monitor import Measurement
 from genlab.train.probe_measurements import probe_measurement, sharpness_measurement
 from genlab.train.schedules import constant, cosine, step_decay, warmup
 from genlab.train.trainer import Trainer, TrainResult
+from genlab.train.task_stream import StreamResult, Task, run_stream, task_order
 
 __all__ = [
     "probe_measurement",
@@ -18,4 +19,8 @@ __all__ = [
     "warmup",
     "save_checkpoint",
     "load_checkpoint",
+    "Task",
+    "StreamResult",
+    "run_stream",
+    "task_order",
 ]
