@@ -196,3 +196,12 @@ def test_bad_input_names_the_argument():
         binned_mi(np.zeros(3), np.zeros(4))
     with pytest.raises(InputError, match="noise_var"):
         noisy_mi(np.zeros((3, 1)), noise_var=0)
+
+
+def test_codes_match_whole_row_comparison():
+    from genlab.probes.mutual_information import codes
+
+    rng = np.random.default_rng(7)
+    for shape in [(300, 3), (300, 45)]:  # mixed radix, and the whole-row fallback (3^45 > 2^62)
+        a = rng.integers(0, 3, shape).astype(float)
+        assert np.array_equal(codes(a), np.unique(a, axis=0, return_inverse=True)[1].reshape(-1))

@@ -82,8 +82,17 @@ def _as_2d(a: np.ndarray, name: str) -> np.ndarray:
 
 
 def codes(a: np.ndarray) -> np.ndarray:
-    """Integer code of each row (equal rows, equal codes)."""
+    """Integer code of each row (equal rows, equal codes; codes 0..K−1 for K distinct rows).
+    Columns are coded one by one and combined in mixed radix when that fits in int64 (fast),
+    else rows are compared whole."""
     a = _as_2d(a, "a")
+    cols = [np.unique(a[:, j], return_inverse=True) for j in range(a.shape[1])]
+    radix = [len(u) for u, _ in cols]
+    if float(np.prod(np.asarray(radix, dtype=float))) < 2.0**62:
+        combined = np.zeros(a.shape[0], dtype=np.int64)
+        for (u, inv), r in zip(cols, radix):
+            combined = combined * r + inv.reshape(-1)
+        return np.unique(combined, return_inverse=True)[1].reshape(-1)
     return np.unique(a, axis=0, return_inverse=True)[1].reshape(-1)
 
 
