@@ -58,8 +58,11 @@ def split(n_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def szt_net(activation: str, seed: int, widths=SZT_WIDTHS) -> nn.Sequential:
-    """12 → widths → 2 with ``activation`` hidden units; PyTorch's default initialization from ``seed``."""
+def szt_net(activation: str, seed: int, widths=SZT_WIDTHS, init: str = "default") -> nn.Sequential:
+    """12 → widths → 2 with ``activation`` hidden units, drawn from ``seed``: PyTorch's default
+    initialization, or with ``init="he"`` weights N(0, 2/fan_in) and zero biases (He et al. 2015),
+    which keeps the signal through the narrow ReLU layers (with the default, many ReLU/ELU runs sit
+    at chance for hundreds of steps)."""
     layers: list[nn.Module] = []
     dims = [12, *widths]
     with torch.random.fork_rng(devices=[]):
@@ -67,6 +70,11 @@ def szt_net(activation: str, seed: int, widths=SZT_WIDTHS) -> nn.Sequential:
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
         layers.append(nn.Linear(dims[-1], 2))
+        if init == "he":
+            for m in layers:
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0.0, (2.0 / m.in_features) ** 0.5)
+                    nn.init.zeros_(m.bias)
     return nn.Sequential(*layers)
 
 
@@ -104,6 +112,7 @@ def train_recording_activations(
     steps: int,
     records: int,
     weight_decay: float = 0.0,
+    init: str = "default",
     recorder=None,
     prefix: str = "",
     progress=None,
@@ -118,7 +127,7 @@ def train_recording_activations(
     x = torch.tensor(x_np, dtype=torch.float32)
     y = torch.tensor(y_np)
     tr, te = split(n_train, seed)
-    net = szt_net(activation, seed)
+    net = szt_net(activation, seed, init=init)
     names = hidden_names(net)
     every = max(steps // max(records - 1, 1), 1)
     out: dict = {"step": [], "train_acc": [], "test_acc": [], "acts": []}
