@@ -91,6 +91,8 @@ def test_cka_against_its_definition():
     y = np.tanh(x @ rng.standard_normal((6, 4))) + 0.3 * rng.standard_normal((30, 4))
     xt, yt = torch.tensor(x), torch.tensor(y)
     assert float(linear_cka(xt, yt)) == pytest.approx(_cka_definition(x @ x.T, y @ y.T), rel=1e-10)
+    wide = np.hstack([y, rng.standard_normal((30, 40))])  # more features than examples: the Gram form
+    assert float(linear_cka(xt, torch.tensor(wide))) == pytest.approx(_cka_definition(x @ x.T, wide @ wide.T), rel=1e-10)
     for frac in (0.4, 0.8):
         assert float(rbf_cka(xt, yt, frac)) == pytest.approx(_cka_definition(_rbf_gram(x, frac), _rbf_gram(y, frac)), rel=1e-10)
 

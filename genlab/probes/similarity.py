@@ -36,6 +36,9 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-12) -> torch.Te
     x, y = _pair(x, y)
     x = x - x.mean(0, keepdim=True)
     y = y - y.mean(0, keepdim=True)
+    if x.shape[0] < max(x.shape[1], y.shape[1]):  # fewer examples than features: n×n Gram matrices
+        k, l = x @ x.T, y @ y.T  # ‖YᵀX‖²_F = ⟨XXᵀ, YYᵀ⟩_F, ‖XᵀX‖_F = ‖XXᵀ‖_F
+        return (k * l).sum() / (k.norm() * l.norm() + eps)
     cross = (y.T @ x).pow(2).sum()
     return cross / ((x.T @ x).norm() * (y.T @ y).norm() + eps)
 

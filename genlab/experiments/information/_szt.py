@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from genlab.probes.activations import layer_activations
-from genlab.probes.mutual_information import binned_mi
+from genlab.probes.mutual_information import adaptive_bins, codes, discrete_mi, fixed_bins
 
 SZT_WIDTHS = (10, 7, 5, 4, 3)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -81,24 +81,6 @@ def szt_net(activation: str, seed: int, widths=SZT_WIDTHS, init: str = "default"
 def hidden_names(net: nn.Sequential) -> list[str]:
     """Names of the hidden activation modules (the representations T_1 … T_L)."""
     return [name for name, m in net.named_children() if not isinstance(m, nn.Linear)]
-
-
-def information_plane_point(
-    net: nn.Sequential, x: torch.Tensor, y: np.ndarray, *, strategy: str, bins: int, ranges: list | None
-) -> tuple[list[float], list[float], list[np.ndarray]]:
-    """I(X;T_l) and I(T_l;Y) in bits for every hidden layer, the 4096 patterns being the whole,
-    uniform input distribution (so binned values are exact for the binned layers); also the
-    activations. ``ranges[l]``: fixed-bin range of layer l (None: the data's range)."""
-    names = hidden_names(net)
-    acts = layer_activations(net, x, names)
-    ixt, ity, raw = [], [], []
-    for l, name in enumerate(names):
-        t = acts[name].double().numpy()
-        raw.append(t)
-        r = None if ranges is None else ranges[l]
-        ixt.append(binned_mi(x.numpy(), t, a_discrete=True, bins=bins, strategy=strategy, b_range=r, population=True).value)
-        ity.append(binned_mi(t, y, b_discrete=True, bins=bins, strategy=strategy, a_range=r, population=True).value)
-    return ixt, ity, raw
 
 
 def train_recording_activations(
@@ -172,11 +154,16 @@ def mi_trajectories(run: dict, *, strategy: str, bins: int, fixed_range: str) ->
             ]
     ixt = np.zeros((len(run["acts"]), n_layers))
     ity = np.zeros_like(ixt)
+    cx, cy = codes(x_np), codes(y_np)
     for r, acts in enumerate(run["acts"]):
         for l, t in enumerate(acts):
-            rng = None if ranges is None else ranges[l]
-            ixt[r, l] = binned_mi(x_np, t, a_discrete=True, bins=bins, strategy=strategy, b_range=rng, population=True).value
-            ity[r, l] = binned_mi(t, y_np, b_discrete=True, bins=bins, strategy=strategy, a_range=rng, population=True).value
+            # what binned_mi(..., population=True) computes, with each layer binned once for both MIs
+            if strategy == "fixed":
+                ct = codes(fixed_bins(t, bins, *ranges[l]))
+            else:
+                ct = codes(adaptive_bins(t, bins))
+            ixt[r, l] = discrete_mi(cx, ct)[0]
+            ity[r, l] = discrete_mi(ct, cy)[0]
     return ixt, ity
 
 
