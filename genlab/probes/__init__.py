@@ -31,6 +31,9 @@ from genlab.probes.function_space import (
     slope_total_variation,
     weighted_total_variation,
 )
+from genlab.probes.activations import layer_activations, layer_names
+from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_mi
+from genlab.probes.similarity import cka, linear_cka, rbf_cka
 
 __all__ = [
     "empirical_ntk",
@@ -72,4 +75,13 @@ __all__ = [
     "weighted_total_variation",
     "layer_correlations",
     "effective_knots",
+    "layer_activations",
+    "layer_names",
+    "MIResult",
+    "binned_mi",
+    "kde_mi",
+    "noisy_mi",
+    "cka",
+    "linear_cka",
+    "rbf_cka",
 ]

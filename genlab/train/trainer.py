@@ -55,6 +55,9 @@ class Trainer:
         recorder: where metrics go (``log_many(values, step)``); ``prefix`` is put before each name.
         log_every: how often the loss and gradient norm are recorded.
         progress: an object with ``advance(n)`` (a progress bar), advanced once per step.
+        aux_loss: ``aux_loss(x, y) -> scalar tensor`` added to the loss of every batch, called right
+            after the model's forward on ``x`` (e.g. :class:`genlab.train.guidance.RepresentationMatching`,
+            whose hooks read the layers of that forward); the recorded loss is the sum.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Trainer:
         prefix: str = "",
         log_every: int = 10,
         progress: Any = None,
+        aux_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -102,6 +106,7 @@ class Trainer:
         self.prefix = prefix
         self.log_every = max(int(log_every), 1)
         self.progress = progress
+        self.aux_loss = aux_loss
 
     # -- helpers --------------------------------------------------------------------------------
     def _record(self, values: dict[str, float], step: int) -> None:
@@ -122,6 +127,8 @@ class Trainer:
         for p in self.params:
             p.grad = None
         loss = self.loss_fn(self.model(x), y)
+        if self.aux_loss is not None:
+            loss = loss + self.aux_loss(x, y)
         loss.backward()
         for p in self.params:  # parameters the loss does not reach get a zero gradient
             if p.grad is None:
