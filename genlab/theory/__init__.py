@@ -20,6 +20,19 @@ from genlab.theory.stability import (
     stability_weight,
     stable_tv_bound,
 )
+from genlab.theory.thresholds import (
+    adam_sharpness_threshold,
+    adam_step_threshold,
+    delayed_gd_sharpness_threshold,
+    delayed_gd_step_threshold,
+    delayed_momentum_step_threshold,
+    gd_sharpness_threshold,
+    gd_step_threshold,
+    heavy_ball_sharpness_threshold,
+    heavy_ball_step_threshold,
+    nesterov_sharpness_threshold,
+    nesterov_step_threshold,
+)
 
 __all__ = [
     "kernel_regression",
@@ -63,4 +76,15 @@ __all__ = [
     "linear_stability_threshold",
     "stability_weight",
     "stable_tv_bound",
+    "adam_sharpness_threshold",
+    "adam_step_threshold",
+    "delayed_gd_sharpness_threshold",
+    "delayed_gd_step_threshold",
+    "delayed_momentum_step_threshold",
+    "gd_sharpness_threshold",
+    "gd_step_threshold",
+    "heavy_ball_sharpness_threshold",
+    "heavy_ball_step_threshold",
+    "nesterov_sharpness_threshold",
+    "nesterov_step_threshold",
 ]
