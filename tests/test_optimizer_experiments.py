@@ -92,3 +92,54 @@ def test_optimizer_eos_tiny_run():
     assert all(len(r["measured"]) >= 3 for r in res["runs"])
     OEOS.checks(cfg, res)
     assert "optimizer_eos.png" in OEOS.figures(cfg, res)
+
+
+# -- async-delay ------------------------------------------------------------------------------------
+from genlab.experiments.optimizers.async_delay import EXPERIMENT as ASYNC  # noqa: E402
+from genlab.experiments.optimizers.async_delay import quadratic_threshold  # noqa: E402
+from genlab.theory.thresholds import delayed_gd_step_threshold, delayed_momentum_step_threshold  # noqa: E402
+
+
+def test_quadratic_threshold_measured_by_delayed_sgd_matches_theory():
+    # grid of 400 log-spaced points in [1e-3, 4.5]: spacing 2.1%, so the measured value is within 2.2%
+    for tau, beta in ((3, 0.0), (2, 0.5)):
+        m = quadratic_threshold(tau, beta, 400, 150 * (2 * tau + 1))
+        assert m == pytest.approx(delayed_momentum_step_threshold(tau, beta), rel=0.022)
+
+
+def test_fit_exponent_recovers_a_power_law():
+    rows = [{"tau": t, "stable": 0.9 * t**-1.0, "unstable": 1.1 * t**-1.0} for t in (2, 4, 8, 16)]
+    fit = ASYNC.fit_exponent(rows)
+    assert fit["slope"] == pytest.approx(-1.0, abs=1e-9) and fit["low"] < -1.0 < fit["high"]
+    assert -1.0 < fit["theory"] < -0.8
+
+
+def _async_result(eta_star: dict[int, float], sharp_ratio: float, mom_factor: float) -> dict:
+    def row(tau, beta, eta):
+        eta_c = 0.5 * eta
+        return {"tau": tau, "beta": beta, "stable": eta * 0.97, "unstable": eta * 1.03, "evaluations": [], "eta_c": eta_c,
+                "start_loss": 0.3, "final_loss": 0.01, "settle_diverged": False,
+                "sharpness": sharp_ratio * delayed_gd_step_threshold(tau) / eta_c}
+    quad = [{"tau": t, "measured": delayed_gd_step_threshold(t) * 1.005, "predicted": delayed_gd_step_threshold(t)} for t in (0, 2)]
+    qm = [{"tau": 2, "measured": delayed_momentum_step_threshold(2, 0.9), "measured_no_momentum": 0.618,
+           "predicted": delayed_momentum_step_threshold(2, 0.9)}]
+    rows = [row(t, 0.0, e) for t, e in eta_star.items()]
+    return {"quadratic": quad, "quadratic_momentum": qm, "lambda0": 10.0, "mlp": rows,
+            "mlp_momentum": row(2, 0.9, eta_star[2] * mom_factor), "mlp_no_momentum": rows[1]}
+
+
+def test_async_checks_pass_and_fail_from_measurements():
+    cfg = ASYNC.Config(momentum_delay=2)
+    good = _async_result({0: 0.4, 2: 0.4 * 0.618 / 2, 8: 0.4 * 0.1845 / 2}, sharp_ratio=0.95, mom_factor=0.1)
+    assert all(v.passed for v in ASYNC.checks(cfg, good))
+    # η* flat in τ, sharpness far above the delayed threshold, momentum no worse
+    bad = _async_result({0: 0.4, 2: 0.4, 8: 0.4}, sharp_ratio=2.0, mom_factor=1.5)
+    assert [v.passed for v in ASYNC.checks(cfg, bad) if v.kind == "claim"] == [True, True, False, False, False]
+
+
+def test_async_tiny_run():
+    cfg = ASYNC.Config(quad_delays=[1], quad_grid=60, quad_steps=20, momentum_delays=[1], width=4, delays=[0, 2],
+                       steps=15, settle_steps=5, rtol=0.5, momentum_delay=2)
+    res = ASYNC.run(cfg, _Recorder())
+    assert len(res["mlp"]) == 2 and "async_delay.png" in ASYNC.figures(cfg, res)
+    assert len(ASYNC.checks(cfg, res)) >= 5
