@@ -143,3 +143,27 @@ def test_async_tiny_run():
     res = ASYNC.run(cfg, _Recorder())
     assert len(res["mlp"]) == 2 and "async_delay.png" in ASYNC.figures(cfg, res)
     assert len(ASYNC.checks(cfg, res)) >= 5
+
+
+# -- lr-batch-scaling -------------------------------------------------------------------------------
+from genlab.experiments.optimizers.lr_batch_scaling import EXPERIMENT as LRB  # noqa: E402
+
+
+def _lrb_result(lam_full, c, a_shift, sgd_exp, adam_exp):
+    bs = [4, 16, 64, 256]
+    sharp = [{"batch": b, "mean": lam_full * (1 + a_shift) + c / b, "se": 0.01, "full": lam_full} for b in bs]
+
+    def stable(e):
+        return [{"batch": b, "stable": 0.01 * b**e * 0.95, "unstable": 0.01 * b**e * 1.05, "evaluations": 5} for b in bs]
+
+    return {"sharpness": {"init": sharp, "trained": sharp}, "stable": {"sgd": stable(sgd_exp), "adam": stable(adam_exp)}}
+
+
+def test_lr_batch_scaling_fit_and_checks():
+    fit = LRB.fit_inverse([{"batch": b, "mean": 2.0 + 8.0 / b} for b in (4, 16, 64)])
+    assert fit["a"] == pytest.approx(2.0) and fit["c"] == pytest.approx(8.0) and fit["r2"] == pytest.approx(1.0)
+    cfg = LRB.Config(critical_batch=256)
+    assert all(v.passed for v in LRB.checks(cfg, _lrb_result(1.0, 8.0, 0.0, 1.0, 0.5)))
+    # intercept far from λ_max(H), SGD's exponent 0.5 and Adam's 1: every fit claim fails
+    bad = LRB.checks(cfg, _lrb_result(1.0, 8.0, 1.0, 0.5, 1.0))
+    assert [v.passed for v in bad] == [True, False, True, False, False, False]

@@ -39,6 +39,7 @@ import torch
 from pydantic import Field
 
 from genlab.data.chebyshev import chebyshev_regression
+from genlab.experiments.optimizers._fit import bracket_power_law
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.mlp import mlp
 from genlab.probes.curvature import hessian_eigenvalues
@@ -200,16 +201,9 @@ class AsyncDelay(Experiment):
         """Slope of log η* on log τ over the rows (τ ≥ 2, closed brackets): point estimate from the
         bracket midpoints, interval from the most extreme slopes the brackets allow."""
         taus = np.array([r["tau"] for r in rows], dtype=float)
-        lo = np.array([r["stable"] for r in rows])
-        hi = np.array([r["unstable"] for r in rows])
-        lt = np.log(taus)
-        mid = np.polyfit(lt, 0.5 * (np.log(lo) + np.log(hi)), 1)[0]
-        # extreme slopes: low ends at small τ and high ends at large τ, and the reverse
-        order = lt >= np.median(lt)
-        steep = np.polyfit(lt, np.log(np.where(order, lo, hi)), 1)[0]
-        flat = np.polyfit(lt, np.log(np.where(order, hi, lo)), 1)[0]
-        theory = np.polyfit(lt, np.log([delayed_gd_step_threshold(int(t)) for t in taus]), 1)[0]
-        return {"slope": float(mid), "low": float(min(steep, flat)), "high": float(max(steep, flat)), "theory": float(theory)}
+        fit = bracket_power_law(taus, np.array([r["stable"] for r in rows]), np.array([r["unstable"] for r in rows]))
+        fit["theory"] = float(np.polyfit(np.log(taus), np.log([delayed_gd_step_threshold(int(t)) for t in taus]), 1)[0])
+        return fit
 
     def checks(self, config: AsyncDelayConfig, result: Result) -> list[Verdict]:
         out: list[Verdict] = []
