@@ -27,6 +27,19 @@ from genlab.theory.denoiser import empirical_mmse, min_norm_denoiser_1d
 from genlab.theory.multivariate_stability import multivariate_stability_weight, weighted_laplacian_norm
 from genlab.theory.r_norm import r_norm, relu_hyperplanes
 from genlab.theory.signal_propagation import correlation_map, depth_scale, optimal_initialization
+from genlab.theory.thresholds import (
+    adam_sharpness_threshold,
+    adam_step_threshold,
+    delayed_gd_sharpness_threshold,
+    delayed_gd_step_threshold,
+    delayed_momentum_step_threshold,
+    gd_sharpness_threshold,
+    gd_step_threshold,
+    heavy_ball_sharpness_threshold,
+    heavy_ball_step_threshold,
+    nesterov_sharpness_threshold,
+    nesterov_step_threshold,
+)
 
 __all__ = [
     "kernel_regression",
@@ -85,4 +98,15 @@ __all__ = [
     "offline_max_margin",
     "project_onto_task",
     "sequential_max_margin",
+    "adam_sharpness_threshold",
+    "adam_step_threshold",
+    "delayed_gd_sharpness_threshold",
+    "delayed_gd_step_threshold",
+    "delayed_momentum_step_threshold",
+    "gd_sharpness_threshold",
+    "gd_step_threshold",
+    "heavy_ball_sharpness_threshold",
+    "heavy_ball_step_threshold",
+    "nesterov_sharpness_threshold",
+    "nesterov_step_threshold",
 ]

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from genlab.train.monitor import Measurement
+from genlab.train.optimizers import make_optimizer, requires_closure
 from genlab.train.schedules import Schedule, constant
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -58,6 +59,10 @@ class Trainer:
         aux_loss: ``aux_loss(x, y) -> scalar tensor`` added to the loss of every batch, called right
             after the model's forward on ``x`` (e.g. :class:`genlab.train.guidance.RepresentationMatching`,
             whose hooks read the layers of that forward); the recorded loss is the sum.
+        optimizer: ``None`` for the built-in (S)GD step above (the fast path), else a name of
+            :data:`genlab.train.optimizers.OPTIMIZERS` (``"adam"``, ``"lamb"``, ``"sam"``,
+            ``"delayed-sgd"``, …); ``optimizer_options`` are its keyword arguments (momentum and
+            weight decay go there, not in ``momentum``/``weight_decay``). The schedule sets its lr.
     """
 
     def __init__(
@@ -81,6 +86,8 @@ class Trainer:
         log_every: int = 10,
         progress: Any = None,
         aux_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        optimizer: str | None = None,
+        optimizer_options: dict[str, Any] | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -107,6 +114,11 @@ class Trainer:
         self.log_every = max(int(log_every), 1)
         self.progress = progress
         self.aux_loss = aux_loss
+        self.optimizer = None
+        if optimizer is not None:
+            if momentum or weight_decay:
+                raise ValueError("momentum and weight_decay belong in optimizer_options when an optimizer is given")
+            self.optimizer = make_optimizer(optimizer, self.params, lr=self.schedule(0), **(optimizer_options or {}))
 
     # -- helpers --------------------------------------------------------------------------------
     def _record(self, values: dict[str, float], step: int) -> None:
@@ -159,6 +171,15 @@ class Trainer:
             d = self._velocity
         torch._foreach_add_(self.params, d, alpha=-lr)
 
+    def _optimizer_step(self, lr: float, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One step of the registry optimizer; the gradient of (x, y) is already in ``p.grad``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if requires_closure(self.optimizer):
+            self.optimizer.step(lambda: self._objective_grad(x, y))
+        else:
+            self.optimizer.step()
+
     def _batches(self):
         n = self.x.shape[0]
         while True:
@@ -171,6 +192,7 @@ class Trainer:
         """Run until a stopping rule fires; return how it ended."""
         self.model.train()
         batches = None if self.full_batch else self._batches()
+        xb, yb = self.x, self.y
         loss = grad_norm = float("nan")
         step = 0
         for step in range(self.max_steps + 1):
@@ -197,11 +219,15 @@ class Trainer:
                     break
             if not self.full_batch:
                 idx = next(batches)
-                batch_loss = self._objective_grad(self.x[idx], self.y[idx])
+                xb, yb = self.x[idx], self.y[idx]
+                batch_loss = self._objective_grad(xb, yb)
                 if not math.isfinite(batch_loss):
                     self._record({"loss": batch_loss, "diverged_at": step}, step)
                     return TrainResult("diverged", step, batch_loss, float("nan"), f"non-finite loss at step {step}")
-            self._step(lr)
+            if self.optimizer is None:
+                self._step(lr)
+            else:
+                self._optimizer_step(lr, xb, yb)
             if self.progress is not None:
                 self.progress.advance(1)
         self._finish(step, loss, grad_norm)
