@@ -1,0 +1,77 @@
+"""Every replaced check can fail: each is run on a constructed result WITHOUT the paper's effect
+(and, where cheap, on one WITH it). Checks are pure functions of (config, result), so these
+tests build results by hand instead of training (issue 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from genlab.experiments import get_experiment
+
+
+def _by_claim(verdicts, prefix):
+    found = [v for v in verdicts if v.claim.startswith(prefix)]
+    assert found, f"no verdict starting with {prefix!r} in {[v.claim for v in verdicts]}"
+    return found[0]
+
+
+# -- grokking (3) ---------------------------------------------------------------------------------
+def _grok_run(alpha, test, kd, alignment, kr=0.26):
+    steps = list(range(0, 200 * len(test), 200))
+    train = [0.34 * 0.5 ** i for i in range(len(test))]  # falls below 0.1·L(0) at the 4th point
+    return {"alpha": alpha, "status": "budget", "kernel_regression_test": kr, "eta": 1.0, "step": steps,
+            "train": train, "test": test, "kernel_distance": kd, "alignment": alignment}
+
+
+def test_grokking_feature_learning_fails_without_kernel_movement():
+    exp = get_experiment("grokking")
+    cfg = exp.Config(modular=False)
+    n = 12
+    # lazy: test falls a little (early-stopped kernel GD), kernel frozen, alignment flat
+    lazy = _grok_run(50.0, list(np.linspace(0.37, 0.17, n)), [1e-7 * i for i in range(n)], [0.068] * n)
+    small = _grok_run(3.0, list(np.linspace(0.37, 0.01, n)), [1e-3 * i for i in range(n)], [0.07] * n)
+    v = _by_claim(exp.checks(cfg, {"runs": [small, lazy]}), "(3)")
+    assert not v.passed and "alignment 0.0680 → 0.0680" in v.measured
+    # with the effect: plateau at the kernel level, then a drop with the alignment rising
+    test = [0.37, 0.3, 0.28, 0.27, 0.26, 0.26, 0.25, 0.2, 0.1, 0.05, 0.03, 0.02]
+    align = [0.068] * 5 + [0.07, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3]
+    grok = _grok_run(50.0, test, [1e-3 * i for i in range(n)], align)
+    assert _by_claim(exp.checks(cfg, {"runs": [small, grok]}), "(3)").passed
+    # a run that generalizes at once (no plateau at the kernel level) fails too
+    fast = _grok_run(50.0, [0.37, 0.2, 0.1, 0.05] + [0.02] * 8, [1e-3 * i for i in range(n)], align)
+    assert not _by_claim(exp.checks(cfg, {"runs": [small, fast]}), "(3)").passed
+
+
+# -- heavy-tail -----------------------------------------------------------------------------------
+def _heavy_result(noise_rows):
+    from genlab.experiments.noise_and_data.heavy_tail import _noise_indices
+
+    runs = []
+    for width, noise in noise_rows:
+        a, ag = _noise_indices(noise, seed=0)
+        runs.append({"width": width, "status": "budget", "step": [0], "alpha": [a], "alpha_gaussian": [ag]})
+    return {"runs": runs}
+
+
+def test_heavy_tail_fails_on_gaussian_noise_of_mixed_scales():
+    exp = get_experiment("heavy-tail")
+    cfg = exp.Config()
+    g = torch.Generator().manual_seed(1)
+    rows = []
+    for width in (32, 128):
+        scales = torch.exp(torch.empty(1, 3000).uniform_(-4.0, 2.0, generator=g))  # scales over 2.6 decades
+        rows.append((width, torch.randn(20, 3000, generator=g, dtype=torch.float64) * scales))
+    result = _heavy_result(rows)
+    v = exp.checks(cfg, result)[0]
+    assert v.kind == "claim" and not v.passed
+    # the vacuous criterion it replaces would have passed: Gaussian noise of mixed scales gives α̂ < 2
+    assert all(r["alpha"][0] < 2 for r in result["runs"])
+    # noise heavy tailed within each coordinate across batches (sparse bursts, as ReLU gradients
+    # give: each coordinate active in ~15 % of the batches) passes
+    heavy = []
+    for width in (32, 128):
+        x = torch.randn(20, 3000, generator=g, dtype=torch.float64)
+        x = x * (torch.rand(20, 3000, generator=g, dtype=torch.float64) < 0.15) + 1e-3 * torch.randn(20, 3000, generator=g, dtype=torch.float64)
+        heavy.append((width, x))
+    assert exp.checks(cfg, _heavy_result(heavy))[0].passed
