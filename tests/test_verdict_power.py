@@ -75,3 +75,38 @@ def test_heavy_tail_fails_on_gaussian_noise_of_mixed_scales():
         x = x * (torch.rand(20, 3000, generator=g, dtype=torch.float64) < 0.15) + 1e-3 * torch.randn(20, 3000, generator=g, dtype=torch.float64)
         heavy.append((width, x))
     assert exp.checks(cfg, _heavy_result(heavy))[0].passed
+
+
+# -- stable-minima ---------------------------------------------------------------------------------
+def _sm_run(eta, status, lam_ratio, wtv, knots, loss=0.002, radius=1.7):
+    from genlab.theory.stability import stable_tv_bound
+
+    return {"eta": eta, "status": status, "steps": 100, "sharpness": 2.0 * lam_ratio / eta, "weighted_tv": wtv,
+            "effective_knots": knots, "loss": loss, "bound_stable": stable_tv_bound(2.0 / eta, loss, radius)}
+
+
+def test_stable_minima_checks_fail_without_the_effect():
+    exp = get_experiment("stable-minima")
+    cfg = exp.Config()
+    etas = [0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0]
+    good = [_sm_run(e, "converged" if e < 0.3 else "budget", 0.6 if e < 0.3 else 0.995, 0.6 - 0.3 * e, 9 - 4 * e)
+            for e in etas]
+    res = {"runs": good, "radius": 1.7, "spline_weighted_tv": 42.5}
+    assert all(v.passed for v in exp.checks(cfg, res))
+    # GD ending sharper than 2/η (an unstable end point) fails (a)
+    sharp = [dict(r) for r in good]
+    sharp[-1]["sharpness"] = 2.0 * 1.3 / sharp[-1]["eta"]
+    assert not _by_claim(exp.checks(cfg, {**res, "runs": sharp}), "(a)").passed
+    # fitting the noise (the interpolant's weighted TV) at a large step fails (b) — the old bound
+    # written with the measured λ_max would pass whatever θ is
+    noisy = [dict(r) for r in good]
+    noisy[-1]["weighted_tv"] = 42.5
+    assert not _by_claim(exp.checks(cfg, {**res, "runs": noisy}), "(b)").passed
+    # no trend in η (a negative sign by chance is not enough) fails (c)
+    flat = [dict(r, weighted_tv=w) for r, w in zip(good, [0.5, 0.4, 0.6, 0.45, 0.55, 0.5, 0.48])]
+    assert not _by_claim(exp.checks(cfg, {**res, "runs": flat}), "(c) weighted TV").passed
+    # a run stopped while still slowly converging (far below the edge) is a failed precondition
+    slow = [dict(r) for r in good]
+    slow[3] = _sm_run(0.45, "budget", 0.5, 0.45, 7)
+    pre = [v for v in exp.checks(cfg, {**res, "runs": slow}) if v.kind == "precondition"]
+    assert len(pre) == 1 and not pre[0].passed
