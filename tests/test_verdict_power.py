@@ -5,6 +5,7 @@ tests build results by hand instead of training (issue 14)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from genlab.experiments import get_experiment
@@ -109,4 +110,51 @@ def test_stable_minima_checks_fail_without_the_effect():
     slow = [dict(r) for r in good]
     slow[3] = _sm_run(0.45, "budget", 0.5, 0.45, 7)
     pre = [v for v in exp.checks(cfg, {**res, "runs": slow}) if v.kind == "precondition"]
+    assert len(pre) == 1 and not pre[0].passed
+
+
+# -- hessian-outliers --------------------------------------------------------------------------------
+def test_class_mean_overlap_against_its_definition():
+    from genlab.experiments.stability.hessian_outliers import class_mean_overlap
+    from genlab.models.mlp import mlp
+
+    torch.manual_seed(0)
+    x = torch.randn(30, 4, dtype=torch.float64)
+    y = torch.arange(30) % 3
+    model = mlp(4, [5], 3, seed=0, dtype=torch.float64)
+    params = list(model.parameters())
+    g = []
+    for k in range(3):
+        loss = torch.nn.functional.cross_entropy(model(x[y == k]), y[y == k])
+        g.append(torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss, params)]))
+    G = torch.stack(g)
+    assert class_mean_overlap(model, x, y, 3, G) == pytest.approx(1.0, abs=1e-10)  # their own span
+    # two of the three class means (as orthonormal vectors): the overlap is 2/3 of a rank-3 span
+    q = torch.linalg.qr(G.T).Q.T
+    assert class_mean_overlap(model, x, y, 3, q[:2]) == pytest.approx(2 / 3, abs=1e-10)
+    # vectors orthogonal to every class mean: 0
+    P = G.shape[1]
+    r = torch.randn(3, P, dtype=torch.float64)
+    r = r - (r @ q.T) @ q
+    assert class_mean_overlap(model, x, y, 3, r) == pytest.approx(0.0, abs=1e-10)
+
+
+def _ho_run(c, outliers, gap, overlap, loss_frac=0.3):
+    return {"name": f"gaussian-C{c}", "classes": c, "status": "converged", "loss": loss_frac * np.log(c),
+            "target_loss": 0.3 * np.log(c), "train_accuracy": 0.8, "outliers": outliers, "gap": gap,
+            "class_mean_overlap": overlap, "class_mean_overlap_random": c / 5000, "eigenvalues": [1.0],
+            "grid": [0.0, 0.5, 1.0], "density": [1.0, 0.0, 0.0]}
+
+
+def test_hessian_outliers_mechanism_and_regime_can_fail():
+    exp = get_experiment("hessian-outliers")
+    cfg = exp.Config()
+    good = {"runs": [_ho_run(3, 2, 3.0, 0.7), _ho_run(5, 4, 3.0, 0.8)]}
+    assert all(v.passed for v in exp.checks(cfg, good) if v.kind != "finding")
+    # outliers that do not come from the class means (their span nearly orthogonal): the claim fails
+    off = {"runs": [_ho_run(3, 2, 3.0, 0.7), _ho_run(5, 4, 3.0, 0.02)]}
+    assert not _by_claim(exp.checks(cfg, off), "mechanism").passed
+    # a run stopped above the matched loss is a failed precondition (its claims are not tested)
+    under = {"runs": [_ho_run(3, 2, 3.0, 0.7), _ho_run(5, 4, 3.0, 0.8, loss_frac=0.6)]}
+    pre = [v for v in exp.checks(cfg, under) if v.kind == "precondition"]
     assert len(pre) == 1 and not pre[0].passed
