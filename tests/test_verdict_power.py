@@ -158,3 +158,36 @@ def test_hessian_outliers_mechanism_and_regime_can_fail():
     under = {"runs": [_ho_run(3, 2, 3.0, 0.7), _ho_run(5, 4, 3.0, 0.8, loss_frac=0.6)]}
     pre = [v for v in exp.checks(cfg, under) if v.kind == "precondition"]
     assert len(pre) == 1 and not pre[0].passed
+
+
+# -- max-margin (a) ----------------------------------------------------------------------------------
+def _mm_result(err_of_t):
+    t = np.unique(np.geomspace(1, 200_000, 200).astype(int)).astype(float)
+    run = {"t": t.tolist(), "error": err_of_t(t).tolist(), "norm": (2.0 * np.log(t)).tolist(), "loss": (3.0 / t).tolist()}
+    return {"runs": {"GD": run}, "w_hat_norm": 2.0}
+
+
+def test_max_margin_direction_check_follows_the_rate():
+    exp = get_experiment("max-margin")
+    cfg = exp.Config()
+    lt = lambda t: np.log(np.maximum(t, 2.0))  # noqa: E731
+    assert _by_claim(exp.checks(cfg, _mm_result(lambda t: 0.9 / lt(t))), "GD: ‖w/").passed
+    # still falling faster than 1/log t (a transient): O(1/log t) holds, the check passes
+    assert _by_claim(exp.checks(cfg, _mm_result(lambda t: 0.9 / lt(t) + 5.0 / t ** 0.3)), "GD: ‖w/").passed
+    # a direction that stops converging, or converges only like 1/sqrt(log t): fails
+    assert not _by_claim(exp.checks(cfg, _mm_result(lambda t: 0.05 + 0 * t)), "GD: ‖w/").passed
+    assert not _by_claim(exp.checks(cfg, _mm_result(lambda t: 0.3 / np.sqrt(lt(t)))), "GD: ‖w/").passed
+
+
+# -- forgetting (i) ----------------------------------------------------------------------------------
+def test_forgetting_bound_check_fails_when_a_run_exceeds_it():
+    exp = get_experiment("forgetting")
+    cfg = exp.Config()
+    rows = [{"similarity": s, "forgetting": f, "se": 1e-4} for s, f in zip([1.0, 0.5, 0.0], [0.0, 0.02, 0.01])]
+    sim = [{"rank_fraction": 0.1, "rows": rows}, {"rank_fraction": 0.5, "rows": rows}]
+    within = {"cyclic": [{"T": 2, "random_max_ratio": 0.01, "search": [{"dim": 2, "k": 2, "max_ratio": 0.04}]}],
+              "similarity": sim}
+    v = _by_claim(exp.checks(cfg, within), "cyclic")
+    assert v.passed and "1/25 of it" in v.tolerance
+    above = {**within, "cyclic": [{"T": 2, "random_max_ratio": 0.01, "search": [{"dim": 2, "k": 2, "max_ratio": 1.3}]}]}
+    assert not _by_claim(exp.checks(cfg, above), "cyclic").passed
