@@ -191,3 +191,29 @@ def test_forgetting_bound_check_fails_when_a_run_exceeds_it():
     assert v.passed and "1/25 of it" in v.tolerance
     above = {**within, "cyclic": [{"T": 2, "random_max_ratio": 0.01, "search": [{"dim": 2, "k": 2, "max_ratio": 1.3}]}]}
     assert not _by_claim(exp.checks(cfg, above), "cyclic").passed
+
+
+# -- gfs-sharpness (c), (d) --------------------------------------------------------------------------
+def _gfs_result(mlp_gfs, mlp_lam, end_loss):
+    eta = 0.4  # 2/η = 5
+    scalar = {"status": "budget", "eta": eta, "step": [0, 3, 6], "gfs": [7.0, 6.0, 4.9], "gfs_closed_form": [7.0, 6.0, 4.9],
+              "sharpness": [7.0, 6.0, 4.9], "loss": [1.0, 0.1, 1e-4]}
+    steps = list(range(0, 2 * len(mlp_gfs), 2))
+    mlp = {"status": "budget", "eta": eta, "step": steps, "gfs": mlp_gfs, "sharpness": mlp_lam,
+           "loss": [1.0] + [0.5] * (len(mlp_gfs) - 1), "end": {"step": 500, "loss": end_loss, "gfs": mlp_gfs[-1]}}
+    return {"scalar": scalar, "mlp": mlp, "scalar_phi0": 7.0, "mlp_phi0": mlp_gfs[0]}
+
+
+def test_gfs_mlp_checks_scope_and_convergence():
+    exp = get_experiment("gfs-sharpness")
+    cfg = exp.Config()
+    lam = [6.0, 5.5, 5.2, 4.0, 4.0, 4.0]
+    drift = [6.5, 6.0, 5.5, 4.8, 4.8001, 4.8002]  # rises only once GD is stable (φ, λ < 5)
+    v = exp.checks(cfg, _gfs_result(drift, lam, 1e-4))
+    assert _by_claim(v, "(c)").passed and _by_claim(v, "(d)").passed
+    assert [x for x in v if x.kind == "finding"][0].measured.startswith("2 rises")
+    # a rise of φ while GD is unstable fails (c)
+    bad = [6.5, 6.0, 6.2, 4.8, 4.7, 4.6]
+    assert not _by_claim(exp.checks(cfg, _gfs_result(bad, lam, 1e-4)), "(c)").passed
+    # (d) is not judged on a run that has not converged: it fails
+    assert not _by_claim(exp.checks(cfg, _gfs_result(drift, lam, 0.3)), "(d)").passed
