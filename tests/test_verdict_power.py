@@ -217,3 +217,31 @@ def test_gfs_mlp_checks_scope_and_convergence():
     assert not _by_claim(exp.checks(cfg, _gfs_result(bad, lam, 1e-4)), "(c)").passed
     # (d) is not judged on a run that has not converged: it fails
     assert not _by_claim(exp.checks(cfg, _gfs_result(drift, lam, 0.3)), "(d)").passed
+
+
+# -- stable-minima-rate ------------------------------------------------------------------------------
+def _smr_result(slope, drift=1.0, seeds=3):
+    from genlab.experiments.stability.stable_minima_rate import fit_slope
+
+    rng = np.random.default_rng(0)
+    ns = [32, 64, 128, 256, 512]
+    pts, by_n = [], {}
+    for n in ns:
+        for s in range(seeds):
+            mse = 2.0 * n ** slope * np.exp(0.05 * rng.standard_normal())
+            pts.append({"n": n, "seed": s, "status": "budget", "steps": 8000, "test_mse_interior": mse,
+                        "test_mse_half": mse / drift})
+            by_n.setdefault(n, []).append(mse)
+    fit, se = fit_slope(ns, [by_n[n] for n in ns])
+    return {"points": pts, "ns": ns, "mse_by_n": {str(n): v for n, v in by_n.items()}, "slope": fit, "slope_se": se}
+
+
+def test_stable_minima_rate_is_one_sided_and_needs_stationary_fits():
+    exp = get_experiment("stable-minima-rate")
+    cfg = exp.Config()
+    rate = lambda res: _by_claim(exp.checks(cfg, res), "interior test MSE")  # noqa: E731
+    assert rate(_smr_result(-0.8)).passed
+    assert rate(_smr_result(-1.1)).passed  # faster than the upper bound: allowed
+    assert not rate(_smr_result(-0.3)).passed  # a slower fall (e.g. fitting the noise) fails
+    pre = [v for v in exp.checks(cfg, _smr_result(-0.8, drift=2.0)) if v.kind == "precondition"]
+    assert len(pre) == 1 and not pre[0].passed  # still moving: the MSE doubled over the second half
