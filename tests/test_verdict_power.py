@@ -245,3 +245,19 @@ def test_stable_minima_rate_is_one_sided_and_needs_stationary_fits():
     assert not rate(_smr_result(-0.3)).passed  # a slower fall (e.g. fitting the noise) fails
     pre = [v for v in exp.checks(cfg, _smr_result(-0.8, drift=2.0)) if v.kind == "precondition"]
     assert len(pre) == 1 and not pre[0].passed  # still moving: the MSE doubled over the second half
+
+
+# -- coherence ---------------------------------------------------------------------------------------
+def _coh(values):
+    return {"step": [50 * i for i in range(len(values))], "m_coherence": values, "status": "budget"}
+
+
+def test_coherence_is_measured_against_its_value_at_initialization():
+    exp = get_experiment("coherence")
+    cfg = exp.Config()
+    rand = _coh([1.3, 1.1, 1.0, 0.9, 0.9, 0.85, 0.8, 0.8, 0.8, 0.8])
+    grows = _coh([3.4, 3.2, 3.3, 3.4, 3.6, 3.5, 3.3, 3.0, 2.7, 2.4])
+    assert exp.checks(cfg, {"m": 500, "real": grows, "random": rand})[0].passed
+    # the gap of initialization alone (ratio 2.6, above the old threshold 2) with no widening fails
+    same = _coh([3.4, 2.9, 2.6, 2.35, 2.35, 2.2, 2.1, 2.1, 2.1, 2.1])
+    assert not exp.checks(cfg, {"m": 500, "real": same, "random": rand})[0].passed
