@@ -261,3 +261,44 @@ def test_coherence_is_measured_against_its_value_at_initialization():
     # the gap of initialization alone (ratio 2.6, above the old threshold 2) with no widening fails
     same = _coh([3.4, 2.9, 2.6, 2.35, 2.35, 2.2, 2.1, 2.1, 2.1, 2.1])
     assert not exp.checks(cfg, {"m": 500, "real": same, "random": rand})[0].passed
+
+
+# -- aciq ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dist", ["laplace", "gaussian"])
+def test_exact_quantizer_mse_against_quadrature_and_monte_carlo(dist):
+    from scipy.integrate import quad
+    from scipy.stats import laplace, norm
+
+    from genlab.experiments.precision.aciq import exact_quantizer_mse
+    from genlab.theory.quantization import uniform_quantize
+
+    pdf = laplace.pdf if dist == "laplace" else norm.pdf
+    for bits, alpha in ((2, 1.7), (4, 3.0)):
+        edges = list(np.linspace(-alpha, alpha, 2**bits + 1))
+        q = quad(lambda t: (uniform_quantize(np.array([t]), alpha, bits)[0] - t) ** 2 * pdf(t), -60, 60,
+                 points=edges, limit=500)[0]
+        exact = exact_quantizer_mse(alpha, bits, dist)
+        assert exact == pytest.approx(q, rel=1e-9)
+        x = np.random.default_rng(bits).laplace(size=400_000) if dist == "laplace" else np.random.default_rng(bits).standard_normal(400_000)
+        e2 = (uniform_quantize(x, alpha, bits) - x) ** 2
+        assert abs(e2.mean() - exact) <= 5 * e2.std() / np.sqrt(x.size)  # 5 standard errors
+
+
+def _aciq_result(excess=0.01, aciq_a=0.5, minmax_a=0.37):
+    mc = []
+    for dist in ("laplace", "gaussian"):
+        for m in (2, 4, 8):
+            mc.append({"dist": dist, "bits": m, "alpha_star": 3.0, "alpha_exact": 3.1, "mse_mc": 1.0, "mse_formula": 0.97,
+                       "mse_exact": 1.0 + (excess if m == 4 else 0.0), "mse_exact_min": 1.0, "clip_mc": 0.1,
+                       "clip_se": 0.01, "clip_formula": 0.1, "grid": [3.0], "mse_grid": [1.0], "formula_grid": [0.97]})
+    acc = {"float": 0.67, "minmax/w": 0.64, "minmax/a": minmax_a, "minmax/wa": 0.36, "aciq/w": 0.65, "aciq/a": aciq_a,
+           "aciq/wa": 0.47}
+    return {"monte_carlo": mc, "accuracy": acc}
+
+
+def test_aciq_checks_fail_without_the_effect():
+    exp = get_experiment("aciq")
+    cfg = exp.Config()
+    assert all(v.passed for v in exp.checks(cfg, _aciq_result()) if v.kind == "claim")
+    assert not _by_claim(exp.checks(cfg, _aciq_result(excess=0.2)), "ACIQ's α* is near-optimal").passed
+    assert not _by_claim(exp.checks(cfg, _aciq_result(aciq_a=0.3)), "4-bit post-training quantization of activations").passed
