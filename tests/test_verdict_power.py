@@ -302,3 +302,41 @@ def test_aciq_checks_fail_without_the_effect():
     assert all(v.passed for v in exp.checks(cfg, _aciq_result()) if v.kind == "claim")
     assert not _by_claim(exp.checks(cfg, _aciq_result(excess=0.2)), "ACIQ's α* is near-optimal").passed
     assert not _by_claim(exp.checks(cfg, _aciq_result(aciq_a=0.3)), "4-bit post-training quantization of activations").passed
+
+
+# -- data-diet -----------------------------------------------------------------------------------------
+def test_balanced_top_takes_the_top_of_each_class():
+    from genlab.experiments.noise_and_data.data_diet import balanced_top
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 15)
+    scores = torch.rand(50, generator=g)
+    idx = balanced_top(scores, labels, 24, 3)
+    assert len(idx) == 24 and len(set(idx.tolist())) == 24
+    # reference by a python loop: 8 per class; class 1 has only 5, the 3 missing refilled by the best rest
+    want = []
+    for c in range(3):
+        members = [i for i in range(50) if labels[i] == c]
+        want += sorted(members, key=lambda i: -float(scores[i]))[:8]
+    rest = sorted((i for i in range(50) if i not in want), key=lambda i: -float(scores[i]))
+    assert sorted(idx.tolist()) == sorted(want + rest[:3])
+
+
+def _dd_result(scorer_acc=0.97, easy=0.40, hard=0.21):
+    runs = []
+    for method, a in (("el2n", hard), ("grand", 0.24), ("el2n-balanced", 0.385), ("easy", easy), ("random", 0.377)):
+        runs.append({"keep": 0.5, "k": 500, "method": method, "test_acc": [a - 0.005, a + 0.005], "class_counts": [50] * 10})
+    return {"scorer_train_acc": [scorer_acc] * 3, "retrain_fit_acc": [1.0] * 12, "full_test_acc": [0.46, 0.47], "runs": runs}
+
+
+def test_data_diet_regime_and_small_data_claim_can_fail():
+    exp = get_experiment("data-diet")
+    cfg = exp.Config()
+    ok = exp.checks(cfg, _dd_result())
+    assert all(v.passed for v in ok if v.kind == "precondition")
+    assert _by_claim(ok, "with scarce data").passed
+    # scorers read at 32 % train accuracy (the earlier setup): a failed precondition
+    pre = [v for v in exp.checks(cfg, _dd_result(scorer_acc=0.32)) if v.kind == "precondition"]
+    assert not pre[0].passed
+    # keeping the hardest examples beats keeping the easiest: Sorscher's small-data claim fails
+    assert not _by_claim(exp.checks(cfg, _dd_result(easy=0.20, hard=0.30)), "with scarce data").passed
