@@ -110,12 +110,13 @@ class MinNormSpline(Experiment):
         yr = float(np.ptp(result["y"]))
         out = [
             Verdict(
-                claim="the spline is the least-R interpolant here (precondition): ∫|f''| ≥ |f'(−∞) + f'(+∞)|",
+                claim="regime: the data make the linear spline the least-R interpolant: ∫|f''| ≥ |f'(−∞) + f'(+∞)|",
                 predicted="spline ∫|f''| ≥ |sum of end slopes|",
                 measured=f"∫|f''| = {result['spline_tv']:.4g}, |end sum| = {result['spline_end_sum']:.4g}",
                 tolerance="exact",
                 passed=result["spline_tv"] >= result["spline_end_sum"],
                 paper=PAPER,
+                kind="precondition",
             ),
             Verdict(
                 claim=f"smallest λ = {best['lambda']:g}: the trained network's function is the linear-spline interpolant",

@@ -19,6 +19,14 @@ centered kernel–target alignment of the current NTK (Cortes et al. 2012),
 K(x, x') = (α²/N²)Σ_i φ'(w_i·x)φ'(w_i·x')·x·x'. Baseline: ridgeless kernel regression with K0.
 Implemented in numpy (float64); the NTK formula is tested against :func:`empirical_ntk`.
 
+Check (3) is absolute (the earlier Spearman correlation between two monotone series passed with a
+kernel that moved by 5e-7): a plateau of the test loss near the initial-kernel regression level
+when the train loss has fallen, then a drop to ≤ ``drop_factor`` of it with the kernel–target
+alignment rising by ≥ ``alignment_rise``. Setup moved after results (said in the verdicts): P 60 →
+80, largest α 30 → 50, 20 000 → 30 000 steps. With ε = 0.05 the kernel of the largest α barely
+moves within the budget, so (3) fails at the quick preset: the delay of (1) is early-stopped
+kernel regression, not feature learning (measured, not tuned away).
+
 Second task (Power, Burda, Edwards, Babuschkin & Misra 2022, "Grokking: generalization beyond
 overfitting on small algorithmic datasets", arXiv 2201.02177; with an MLP instead of their
 transformer, as in Liu, Kitouni, Nolte, Michaud, Tegmark & Williams 2022, arXiv 2205.10343):
@@ -41,6 +49,9 @@ from genlab.probes.kernels import kernel_alignment, kernel_distance
 from genlab.theory.kernels import kernel_regression_predict
 
 PAPER = "Kumar, Bordelon, Gershman & Pehlevan 2024 (ICLR, arXiv 2310.06110)"
+# said in the verdicts too (not only here and in the commit): the quick setup was moved after results
+MOVED = ("setup moved after seeing results: P 60 → 80, largest α 30 → 50, 20 000 → 30 000 steps "
+         "(commit 788ff1e, to make checks (1)–(2) pass across seeds)")
 
 
 class GrokkingConfig(ExperimentConfig):
@@ -58,6 +69,9 @@ class GrokkingConfig(ExperimentConfig):
     train_threshold: float = Field(0.1, gt=0, lt=1, description="'train loss has fallen': L_train ≤ this·L_train(0)")
     test_threshold: float = Field(0.5, gt=0, lt=1, description="'test loss has fallen': L_test ≤ this·L_test(0)")
     lazy_ratio: float = Field(3.0, gt=1, description="lazy run: t_test ≥ this·t_train counts as a long delay")
+    plateau_tol: float = Field(0.5, gt=0, description="check (3): test loss at t_train within this relative distance of the initial-kernel regression test loss")
+    drop_factor: float = Field(0.5, gt=0, lt=1, description="check (3): final test loss ≤ this·(initial-kernel regression test loss)")
+    alignment_rise: float = Field(0.1, gt=0, description="check (3): kernel–target alignment rises by ≥ this (relative) from t_train to the end")
     modular: bool = Field(True, description="also run the modular-addition task (Power et al. 2022)")
     mod_p: int = Field(31, ge=3, description="modulus p")
     mod_train_fraction: float = Field(0.6, gt=0, lt=1, description="fraction of the p² pairs used for training")
@@ -219,6 +233,36 @@ class Grokking(Experiment):
         out["kr_test"] = r["kernel_regression_test"]
         return out
 
+    @staticmethod
+    def _feature_learning(config: GrokkingConfig, lazy: dict[str, Any]) -> Verdict:
+        """Check (3), in absolute terms: a test-loss plateau near the initial-kernel level when the
+        train loss has fallen, then a drop well below that level, with the kernel–target alignment
+        rising by a stated amount. A lazy run whose kernel does not move (the initial NTK fits the
+        data; early-stopped kernel GD can still beat ridgeless kernel regression a little) fails
+        the alignment and drop criteria; a run that generalizes at once fails the plateau."""
+        claim = ("(3) grokking is feature learning: at memorization the test loss sits at the initial-kernel "
+                 "level, then falls well below it while the kernel aligns with the target")
+        predicted = (f"largest α: |L_test(t_train)/L_KR − 1| ≤ {config.plateau_tol:g}; final L_test ≤ "
+                     f"{config.drop_factor:g}·L_KR; kernel–target alignment rises ≥ {config.alignment_rise:.0%} "
+                     "from t_train to the end")
+        tol = "thresholds as configured (fixed before this check was run at any seed)"
+        if lazy["t_train"] is None:
+            return Verdict(claim, predicted, f"α={lazy['alpha']:g}: train loss never fell below "
+                           f"{config.train_threshold:g}·L(0)", tol, False, PAPER + ", §3")
+        kr = lazy["kr_test"]
+        plateau = abs(lazy["test_at_t_train"] / kr - 1)
+        drop = lazy["test_final"] / kr
+        rise = lazy["alignment_final"] / lazy["alignment_at_t_train"] - 1
+        ok = plateau <= config.plateau_tol and drop <= config.drop_factor and rise >= config.alignment_rise
+        return Verdict(
+            claim, predicted,
+            f"α={lazy['alpha']:g}: L_test(t_train) = {lazy['test_at_t_train']:.3g} vs L_KR = {kr:.3g} "
+            f"(relative distance {plateau:.2f}); final L_test = {lazy['test_final']:.3g} ({drop:.2f}·L_KR); "
+            f"alignment {lazy['alignment_at_t_train']:.4f} → {lazy['alignment_final']:.4f} ({rise:+.1%}); "
+            f"kernel distance to K0 {lazy['kd_at_t_train']:.3g} → {lazy['kd_final']:.3g}",
+            tol, bool(ok), PAPER + ", §3 and Fig. 1 (kernel alignment rises at grokking)",
+        )
+
     def checks(self, config: GrokkingConfig, result: Result) -> list[Verdict]:
         tim = sorted((self._timing(config, r) for r in result["runs"]), key=lambda z: z["alpha"])
         lazy = tim[-1]
@@ -235,7 +279,7 @@ class Grokking(Experiment):
                 f"test ≤ {config.test_threshold:g}·L(0))",
                 measured=fmt(lazy) + f"; test loss when train fell {lazy.get('test_at_t_train', float('nan')):.3g} vs "
                 f"initial-kernel regression {lazy['kr_test']:.3g}; final test {lazy['test_final']:.3g}",
-                tolerance="ratio threshold as configured; a test loss that never falls within the budget fails",
+                tolerance="ratio threshold as configured; a test loss that never falls within the budget fails; " + MOVED,
                 passed=bool(ok),
                 paper=PAPER + ", §3 and Fig. 1",
             )
@@ -247,43 +291,12 @@ class Grokking(Experiment):
                 claim="the grokking delay shrinks as α decreases (less lazy, earlier feature learning)",
                 predicted="delay t_test − t_train strictly increasing in α",
                 measured="; ".join(fmt(z) for z in tim),
-                tolerance="strict monotonicity; a missing delay fails",
+                tolerance="strict monotonicity; a missing delay fails; " + MOVED,
                 passed=bool(mono),
                 paper=PAPER + ", §3 (α controls the rate of feature learning)",
             )
         )
-        r = next(r for r in result["runs"] if r["alpha"] == lazy["alpha"])
-        steps = np.asarray(r["step"])
-        if lazy["t_train"] is not None:
-            after = steps >= lazy["t_train"]
-            kd, test = np.asarray(r["kernel_distance"])[after], np.asarray(r["test"])[after]
-            from scipy.stats import spearmanr
-
-            rho = float(spearmanr(kd, test).statistic) if len(kd) > 2 else float("nan")
-            growth = lazy["kd_final"] / max(lazy["kd_at_t_train"], 1e-300)
-            out.append(
-                Verdict(
-                    claim="the kernel keeps moving while the test loss falls (features are learned after memorization)",
-                    predicted="after t_train: Spearman ρ(kernel distance, test loss) ≤ −0.9 and kernel distance grows ≥ 10 %",
-                    measured=f"α={lazy['alpha']:g}: ρ = {rho:.3f}; kernel distance {lazy['kd_at_t_train']:.3g} at t_train → "
-                    f"{lazy['kd_final']:.3g} at the end (×{growth:.2f}); kernel–target alignment "
-                    f"{lazy['alignment_at_t_train']:.4f} → {lazy['alignment_final']:.4f}",
-                    tolerance="ρ ≤ −0.9, growth ≥ 1.1",
-                    passed=bool(np.isfinite(rho) and rho <= -0.9 and growth >= 1.1),
-                    paper=PAPER + ", §3 (kernel alignment rises at grokking)",
-                )
-            )
-        else:
-            out.append(
-                Verdict(
-                    claim="the kernel keeps moving while the test loss falls",
-                    predicted="a lazy run whose train loss falls",
-                    measured=f"α={lazy['alpha']:g}: train loss never fell below {config.train_threshold:g}·L(0)",
-                    tolerance="-",
-                    passed=False,
-                    paper=PAPER,
-                )
-            )
+        out.append(self._feature_learning(config, lazy))
         if "modular" in result:
             m = result["modular"]
             steps = np.asarray(m["step"])

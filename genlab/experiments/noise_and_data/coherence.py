@@ -11,6 +11,10 @@ Setup: the same MLP (same initialization) trained by SGD on an MNIST-1D subset o
 labels and once with uniformly random labels (``corrupt_labels(fraction=1)``); the m-coherence of
 a fixed set of m training examples (with the labels being trained on) is measured every
 ``measure_every`` steps, together with train and test accuracy.
+
+At initialization the ratio real/random is already ≈ 2.6 (the labels alone group the gradients),
+so the check (issue 14) measures the early window after step 0 against that value: the ratio must
+exceed ``min_ratio`` and grow by ``min_growth`` over its value at initialization.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class CoherenceConfig(ExperimentConfig):
     m: int = Field(500, ge=2, description="number of training examples the coherence is measured over")
     early_fraction: float = Field(0.2, gt=0, le=1, description="'early' = the first this fraction of the steps")
     min_ratio: float = Field(2.0, ge=1, description="'clearly higher': early m-coherence ratio real/random at least this")
+    min_growth: float = Field(0.2, ge=0, description="the early ratio must exceed the ratio at initialization by this fraction")
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
@@ -107,19 +112,27 @@ class Coherence(Experiment):
                 )
             ]
         horizon = config.early_fraction * config.steps
-        early = [i for i, s in enumerate(real["step"]) if s <= horizon]
-        r = float(np.mean([real["m_coherence"][i] for i in early]))
-        q = float(np.mean([rand["m_coherence"][i] for i in early]))
+        # the early window starts after initialization: at step 0 real labels are already more
+        # coherent (examples of a class share a gradient direction through the label alone), so the
+        # claim is that training widens the gap beyond that value, not the gap itself
+        early = [i for i, s in enumerate(real["step"]) if 0 < s <= horizon]
+        r = float(np.mean([real["m_coherence"][i] for i in early])) if early else float("nan")
+        q = float(np.mean([rand["m_coherence"][i] for i in early])) if early else float("nan")
         ratio = r / q
+        init = real["m_coherence"][0] / rand["m_coherence"][0]
+        need = max(config.min_ratio, (1 + config.min_growth) * init)
         return [
             Verdict(
-                claim="early in training, m-coherence of per-example gradients with real labels is clearly "
-                "higher than with random labels",
-                predicted=f"mean m-coherence over steps ≤ {horizon:g}: real / random ≥ {config.min_ratio:g}",
-                measured=f"real {r:.3g}, random {q:.3g} (m = {result['m']}; orthogonal gradients give 1): "
-                f"ratio {ratio:.3g}; at step 0: {real['m_coherence'][0]:.3g} vs {rand['m_coherence'][0]:.3g}",
-                tolerance=f"ratio threshold {config.min_ratio:g}",
-                passed=bool(np.isfinite(ratio) and ratio >= config.min_ratio),
+                claim="early in training, per-example gradients with real labels become clearly more coherent than "
+                "with random labels — beyond their difference at initialization",
+                predicted=f"mean m-coherence over 0 < step ≤ {horizon:g}: real / random ≥ {config.min_ratio:g} and ≥ "
+                f"{1 + config.min_growth:g}× the ratio at initialization",
+                measured=f"real {r:.3g}, random {q:.3g} (m = {result['m']}; orthogonal gradients give 1): ratio {ratio:.3g}; "
+                f"at initialization {real['m_coherence'][0]:.3g} vs {rand['m_coherence'][0]:.3g} (ratio {init:.3g}) → "
+                f"needed {need:.3g}",
+                tolerance=f"ratio threshold {config.min_ratio:g}; growth over initialization {config.min_growth:.0%} (set with the "
+                "seed-0 growth ×1.39 known)",
+                passed=bool(np.isfinite(ratio) and ratio >= need),
                 paper=PAPER,
             )
         ]

@@ -12,6 +12,13 @@ estimator on Gaussian noise with the measured per-coordinate standard deviations
 coordinates of different scales alone already lowers α̂ (Panigrahi, Somani, Goyal & Netrapalli
 2019, "Non-Gaussianity of stochastic gradient noise", arXiv 1910.09626), so the measured noise
 should be heavier tailed than that control for the claim to mean more than a mixture of scales.
+The claim is therefore tested against the control, not against 2: with this estimator, Gaussian
+noise of the measured scales already gives α̂ ≈ 1.8, so "α̂ < 2" could not fail; the noise must lie
+``control_margin`` (0.2, about twice the control's own spread across widths) below it. The control
+is conservative: with ~20 noise samples per coordinate, the per-coordinate standard deviations of
+i.i.d. α-stable noise already carry most of its heaviness (SαS noise with α = 1.3 gives α̂ 1.30 vs
+control 1.33), so the check accepts only tails beyond what a per-coordinate scale mixture explains
+(tests/test_verdict_power.py: Gaussian noise of mixed scales fails, sparse bursty noise passes).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class HeavyTailConfig(ExperimentConfig):
     batch_size: int = Field(100, ge=1, description="SGD minibatch size (also of the noise samples)")
     steps: int = Field(600, ge=1, description="SGD steps per width")
     measure_every: int = Field(200, ge=1, description="tail index every this many steps")
+    control_margin: float = Field(0.2, ge=0, description="the noise's α̂ must lie this far below the Gaussian control's")
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
@@ -120,23 +128,28 @@ class HeavyTail(Experiment):
             trend = ""
         dropped = len(result["runs"]) - len(runs)
         note = f"; {dropped} diverged run(s) left out" if dropped else ""
+        margin = config.control_margin
         return [
             Verdict(
-                claim="the tail index of minibatch gradient noise is below 2 (non-Gaussian) at every width",
-                predicted="α̂ < 2 at the end of training, every width",
-                measured=shown + trend + note,
-                tolerance="strict (estimator error ≈ 0.01 at these sample sizes)",
-                passed=bool(all(np.isfinite(a) and a < 2 for a in final)),
-                paper=PAPER,
+                claim="the minibatch gradient noise is heavy tailed: its tail index α̂ lies clearly below that of "
+                "Gaussian noise with the same per-coordinate scales, at every width",
+                predicted=f"α̂(noise) ≤ α̂(Gaussian control) − {margin:g} at the end of training, every width",
+                measured=", ".join(f"width {w}: {a:.3f} vs control {g:.3f} (gap {g - a:+.3f})"
+                                   for w, a, g in zip(widths, final, gauss)) + note,
+                tolerance=f"margin {margin:g} (the control's α̂ itself varies by ≈ 0.1 across widths, from the mix of "
+                "coordinate scales; 'α̂ < 2' alone is vacuous: the Gaussian control gives ≈ 1.8)",
+                passed=bool(all(np.isfinite(a) and np.isfinite(g) and a <= g - margin for a, g in zip(final, gauss))),
+                paper=PAPER + "; control: Panigrahi, Somani, Goyal & Netrapalli 2019 (arXiv 1910.09626)",
             ),
             Verdict(
-                claim="the noise is heavier tailed than Gaussian noise with the same per-coordinate scales "
-                "(not only a mixture of scales)",
-                predicted="α̂(noise) < α̂(Gaussian surrogate) at every width",
-                measured=", ".join(f"width {w}: {a:.3f} vs {g:.3f}" for w, a, g in zip(widths, final, gauss)),
-                tolerance="strict",
-                passed=bool(all(a < g for a, g in zip(final, gauss))),
-                paper="Panigrahi, Somani, Goyal & Netrapalli 2019 (arXiv 1910.09626); " + PAPER,
+                claim="tail index by width (α̂ < 2 is the paper's statement; the control shows the estimator's "
+                "baseline for Gaussian noise of mixed scales)",
+                predicted="no prediction of the trend; reported",
+                measured=shown + trend + "; Gaussian control: " + ", ".join(f"{g:.3f}" for g in gauss),
+                tolerance="-",
+                passed=bool(all(np.isfinite(a) and a < 2 for a in final)),
+                paper=PAPER,
+                kind="finding",
             ),
         ]
 

@@ -12,6 +12,14 @@ Part 2 (a trained network): an MLP 40→100→100→10 trained on MNIST-1D (Grey
 its weights (per layer) and the inputs of every linear layer (per tensor, statistics from a
 calibration batch of training inputs) quantized to 4 bits with ACIQ clipping (Laplace fit,
 b = mean|x − mean x|, centred at the mean) or with min–max clipping; test accuracy of each.
+
+Checks (issue 14): near-optimality of α* is judged on the exact MSE of the actual quantizer
+(:func:`exact_quantizer_mse`, bin-by-bin integration from partial moments, tested against Monte
+Carlo and quadrature) for M ≥ 4, the paper's range; at 2–3 bits the Δ²/12 model is loose (the
+exact integration agrees with Monte Carlo, so it is the model, not the measurement) and α* against
+the exact optimum is a finding. The network claim is about activations, where the paper uses ACIQ;
+ACIQ on weights is reported as a finding. The formula's tolerance 0.15 (M ≥ 4) was set after the
+worst measured error (−0.121) was known: said in the verdict.
 """
 
 from __future__ import annotations
@@ -46,6 +54,55 @@ class AciqConfig(ExperimentConfig):
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
         return {"quick": {}, "full": {"samples": 4_000_000, "train_steps": 8000}}
+
+
+def _partial_moments(a: np.ndarray, b: np.ndarray, dist: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """∫_a^b x^k f(x) dx for k = 0, 1, 2, unit-scale Laplace or Gaussian; a ≤ b, b may be +∞.
+    Laplace intervals must not straddle 0 (the quantizer's bin edges include 0)."""
+    from scipy.stats import norm
+
+    if dist == "gaussian":
+        pa, pb = norm.pdf(a), norm.pdf(b)
+        m0 = norm.cdf(b) - norm.cdf(a)
+        m1 = pa - pb
+        bpb = np.where(np.isinf(b), 0.0, np.where(np.isinf(b), 0.0, b) * pb)
+        apa = np.where(np.isinf(a), 0.0, np.where(np.isinf(a), 0.0, a) * pa)
+        return m0, m1, m0 + apa - bpb
+    neg = b <= 0  # mirror negative intervals onto the positive side: x → −x
+    lo, hi = np.where(neg, -b, a), np.where(neg, -a, b)
+    el, eh = np.exp(-lo), np.exp(-hi)
+    hf = np.where(np.isinf(hi), 0.0, hi)  # e^{-∞}·(polynomial in ∞) = 0
+    m0 = 0.5 * (el - eh)
+    m1 = 0.5 * ((lo + 1) * el - (hf + 1) * eh)
+    m2 = 0.5 * ((lo * lo + 2 * lo + 2) * el - (hf * hf + 2 * hf + 2) * eh)
+    return m0, np.where(neg, -m1, m1), m2
+
+
+def exact_quantizer_mse(alpha: float, bits: int, dist: str) -> float:
+    """E[(Q(x) − x)²] of :func:`uniform_quantize` (2^M bins on [−α, α], midpoint reconstruction,
+    clipped values on the outermost centres α ∓ Δ/2) for a unit-scale Laplace or Gaussian x,
+    integrated exactly bin by bin from partial moments — without ACIQ's Δ²/12 rounding model and
+    without its (x − α)² clipping term. Tested against Monte Carlo and quadrature."""
+    levels = 2**bits
+    delta = 2.0 * alpha / levels
+    edges = -alpha + delta * np.arange(levels + 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    a = np.concatenate([edges[:-1], [alpha]])
+    b = np.concatenate([edges[1:], [np.inf]])
+    c = np.concatenate([centres, [alpha - 0.5 * delta]])
+    m0, m1, m2 = _partial_moments(a, b, dist)
+    inside_and_right = m2 - 2 * c * m1 + c * c * m0
+    # the left tail mirrors the right one (symmetric law and quantizer)
+    return float(inside_and_right.sum() + inside_and_right[-1])
+
+
+def exact_optimal_clip(bits: int, dist: str) -> float:
+    """The α minimizing :func:`exact_quantizer_mse` (unit scale), by bounded scalar search."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda a: exact_quantizer_mse(a, bits, dist), bounds=(1e-3, 40.0), method="bounded",
+                          options={"xatol": 1e-9})
+    return float(res.x)
 
 
 def _sample(dist: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -104,8 +161,11 @@ class Aciq(Experiment):
                         "clip_formula": float(clipping_error(a_star, dist)),
                         "grid": grid.tolist(), "mse_grid": mse_grid,
                         "formula_grid": clipping_mse(grid, m, dist).tolist(),
+                        "mse_exact": exact_quantizer_mse(a_star, m, dist),
+                        "alpha_exact": exact_optimal_clip(m, dist),
                     }
                 )
+                mc[-1]["mse_exact_min"] = exact_quantizer_mse(mc[-1]["alpha_exact"], m, dist)
                 recorder.log_many({f"{dist}/mse_mc": mc[-1]["mse_mc"], f"{dist}/mse_formula": mc[-1]["mse_formula"]}, m)
 
         data = mnist1d()
@@ -152,27 +212,55 @@ class Aciq(Experiment):
                 paper=PAPER,
             )
         ]
-        ratios = [r["mse_mc"] / min(r["mse_grid"]) for r in mc]
-        worst = int(np.argmax(ratios))
-        out.append(
-            Verdict(
-                claim="ACIQ's α* is near-optimal for the actual quantizer",
-                predicted="MC MSE at α* ≤ (1 + tol) × the least MC MSE over α ∈ [α*/2, 2α*]",
-                measured="ratio per (law, M): " + ", ".join(f"{r['dist'][0]}{r['bits']}: {q:.3f}" for r, q in zip(mc, ratios))
-                + f"; worst {mc[worst]['dist']} M={mc[worst]['bits']}",
-                tolerance=f"tol = {config.near_opt_tol:g}",
-                passed=max(ratios) <= 1 + config.near_opt_tol,
-                paper=PAPER,
+        # (2) near-optimality, judged exactly (numerical integration of the actual quantizer, no
+        # Monte-Carlo noise) for M ≥ 4, the paper's regime; at 2–3 bits the Δ²/12 model is loose and
+        # the exact optimum is reported as a finding
+        hi_bits = [r for r in mc if r["bits"] >= 4 and "mse_exact" in r]
+        lo_bits = [r for r in mc if r["bits"] < 4 and "mse_exact" in r]
+        excess = lambda r: r["mse_exact"] / r["mse_exact_min"] - 1  # noqa: E731
+        if hi_bits:
+            worst = max(hi_bits, key=excess)
+            out.append(
+                Verdict(
+                    claim="ACIQ's α* is near-optimal for the actual quantizer (M ≥ 4 bits)",
+                    predicted="exact MSE at α* ≤ (1 + tol) × the exact minimum over α",
+                    measured="excess per (law, M): " + ", ".join(f"{r['dist'][0]}{r['bits']}: {excess(r):.4f}" for r in hi_bits)
+                    + f"; worst {worst['dist']} M={worst['bits']} (α* = {worst['alpha_star']:.3f}, exact optimum "
+                    f"{worst['alpha_exact']:.3f}); Monte-Carlo ratio to the best grid point there "
+                    f"{worst['mse_mc'] / min(worst['mse_grid']):.3f}",
+                    tolerance=f"tol = {config.near_opt_tol:g} (an MSE excess of {10 * np.log10(1 + config.near_opt_tol):.2f} dB, "
+                    "1/30 of the 6 dB a bit buys); exact MSE by integration, checked against Monte Carlo",
+                    passed=max(excess(r) for r in hi_bits) <= config.near_opt_tol,
+                    paper=PAPER,
+                )
             )
-        )
-        rel = [(r, r["mse_formula"] / r["mse_mc"] - 1) for r in mc]
+        if lo_bits:
+            out.append(
+                Verdict(
+                    claim="2–3 bits: ACIQ's α* against the exact optimum (outside the Δ²/12 model's range)",
+                    predicted="no prediction: the rounding model is asymptotic in M",
+                    measured="; ".join(f"{r['dist']} M={r['bits']}: α* {r['alpha_star']:.3f} vs exact {r['alpha_exact']:.3f}, "
+                                       f"MSE excess {excess(r):.3f}" for r in lo_bits),
+                    tolerance="-",
+                    passed=True,
+                    paper=PAPER,
+                    kind="finding",
+                )
+            )
+        # against the exact MSE (Monte Carlo is noisy here: rare clipped samples carry a large part
+        # of the error at high M, ±2 % at 400 000 samples); Monte Carlo shown beside
+        truth = lambda r: r.get("mse_exact", r["mse_mc"])  # noqa: E731
+        rel = [(r, r["mse_formula"] / truth(r) - 1) for r in mc]
         hi = [e for r, e in rel if r["bits"] >= 4]
         out.append(
             Verdict(
-                claim="E(α*) = clipping + α²/(3·4^M) predicts the quantization MSE (rounding model Δ²/12)",
-                predicted="relative error of the formula ≤ tolerance for M ≥ 4 (the Δ²/12 model is asymptotic in M)",
-                measured="formula/MC − 1: " + ", ".join(f"{r['dist'][0]}{r['bits']}: {e:+.3f}" for r, e in rel),
-                tolerance=f"{config.model_tol:g} relative for M ≥ 4; M < 4 reported only",
+                claim="E(α*) = clipping + α²/(3·4^M) predicts the quantization MSE (rounding model Δ²/12), M ≥ 4",
+                predicted="relative error of the formula against the exact MSE ≤ tolerance for M ≥ 4 (the Δ²/12 model is "
+                "asymptotic in M)",
+                measured="formula/exact − 1: " + ", ".join(f"{r['dist'][0]}{r['bits']}: {e:+.3f}" for r, e in rel)
+                + "; formula/MC − 1: " + ", ".join(f"{r['dist'][0]}{r['bits']}: {r['mse_formula'] / r['mse_mc'] - 1:+.3f}" for r in mc),
+                tolerance=f"{config.model_tol:g} relative for M ≥ 4; M < 4 reported only (this tolerance was set after "
+                "seeing the worst Monte-Carlo value at M = 4, −0.121)",
                 passed=bool(hi) and max(abs(e) for e in hi) <= config.model_tol,
                 paper=PAPER,
             )
@@ -181,13 +269,24 @@ class Aciq(Experiment):
         b = config.quant_bits
         out.append(
             Verdict(
-                claim=f"{b}-bit post-training quantization of weights and activations: ACIQ clipping beats min–max",
-                predicted=f"test accuracy W{b}A{b}: ACIQ > min–max",
-                measured=f"float {acc['float']:.3f}; min–max W/A/WA {acc['minmax/w']:.3f}/{acc['minmax/a']:.3f}/{acc['minmax/wa']:.3f}; "
-                f"ACIQ W/A/WA {acc['aciq/w']:.3f}/{acc['aciq/a']:.3f}/{acc['aciq/wa']:.3f}",
+                claim=f"{b}-bit post-training quantization of activations (the paper applies ACIQ to activations): "
+                "ACIQ clipping beats min–max",
+                predicted=f"test accuracy A{b} (float weights): ACIQ > min–max",
+                measured=f"float {acc['float']:.3f}; A{b}: min–max {acc['minmax/a']:.3f}, ACIQ {acc['aciq/a']:.3f}",
                 tolerance="strict inequality on 1000 test signals",
-                passed=acc["aciq/wa"] > acc["minmax/wa"],
+                passed=acc["aciq/a"] > acc["minmax/a"],
                 paper=PAPER,
+            )
+        )
+        out.append(
+            Verdict(
+                claim=f"ACIQ's Laplace clipping applied to weights too (not the paper's use): W{b} and W{b}A{b}",
+                predicted="no prediction (the paper quantizes weights per channel with bias correction)",
+                measured=f"min–max W/WA {acc['minmax/w']:.3f}/{acc['minmax/wa']:.3f}; ACIQ W/WA {acc['aciq/w']:.3f}/{acc['aciq/wa']:.3f}",
+                tolerance="-",
+                passed=True,
+                paper=PAPER,
+                kind="finding",
             )
         )
         return out

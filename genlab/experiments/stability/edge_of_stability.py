@@ -4,7 +4,9 @@ Claim (Cohen, Kaur, Li, Kolter & Talwalkar 2021, "Gradient descent on neural net
 occurs at the edge of stability", ICLR, arXiv 2103.00065, §3): with full-batch GD at step η,
 (i) progressive sharpening — the sharpness λ_max(∇²L) rises while it is below 2/η; (ii) edge of
 stability — once it reaches 2/η it stops rising and hovers at (or just above) 2/η; (iii) the loss
-is non-monotone over short windows, yet keeps decreasing over long ones.
+is non-monotone over short windows, yet keeps decreasing over long ones. Check (iii) tests where
+the loss rises — none while λ_max < 2/η, some after the crossing — since any GD with a large
+step has loss increases somewhere (issue 14).
 
 Setup (their synthetic task, their loss): n evenly spaced points on [−1, 1] labelled by the
 Chebyshev polynomial T_k; a tanh MLP; L = (1/n) Σ_j ½‖f(x_j) − y_j‖²; one GD run per η from the
@@ -160,6 +162,22 @@ class EdgeOfStability(Experiment):
         out["loss_increases"] = int(np.sum(diffs > 0))
         out["loss_increases_last_half"] = int(np.sum(diffs[steps_half:] > 0))
         out["loss_start"], out["loss_end"] = float(loss[0]), float(loss[-1])
+        # (iii) where the increases are: before the first crossing of 2/η (GD stable: the loss should
+        # fall at every step) and after it (the edge of stability); a relative rise > 1e-5 counts
+        # (float32 rounding of a converging loss stays below that)
+        l_steps = np.asarray(run["loss_steps"])
+        rises = np.diff(loss) > 1e-5 * np.abs(loss[:-1])
+        cross = out["crossing_step"]
+        # λ was last measured below 2/η at the measurement before the crossing: only steps up to
+        # there are known to be stable
+        last_below = int(s_steps[first - 1]) if first else (int(s_steps[0]) if first == 0 else None)
+        before = l_steps[1:] <= last_below if cross is not None else np.ones(rises.size, bool)
+        out["rises_before"] = int(np.sum(rises & before))
+        out["rises_after"] = int(np.sum(rises & ~before))
+        out["steps_before"] = int(np.sum(before))
+        if cross is not None:
+            i = int(np.searchsorted(l_steps, cross))
+            out["loss_at_crossing"] = float(loss[min(i, loss.size - 1)])
         return out
 
     def checks(self, config: EdgeOfStabilityConfig, result: Result) -> list[Verdict]:
@@ -203,25 +221,33 @@ class EdgeOfStability(Experiment):
                     for s in eos
                 )
                 or "no run reached 2/η",
-                tolerance=f"±{config.hover_tol:g} relative",
+                tolerance=f"±{config.hover_tol:g} relative; dtype {config.dtype} (the float32 default was chosen after "
+                "float64 runs showed a sawtooth far above 2/η: see the module docstring)",
                 passed=bool(eos) and all(abs(r - 1.0) <= config.hover_tol for r in ratios) and len(eos) == len(alive),
                 paper=PAPER,
             )
         )
-        # (iii) non-monotone loss, decreasing overall
+        # (iii) the loss is monotone while λ < 2/η and non-monotone only at the edge of stability,
+        # yet falls over long windows. (Any large-step GD has loss increases; the check is where
+        # they are: none before the crossing, some after it, and a lower loss at the end.)
+        rows, ok_all = [], bool(alive)
+        for s in alive:
+            crossed = s["crossing_step"] is not None
+            ok = (crossed and s["rises_before"] == 0 and s["rises_after"] > 0
+                  and s["loss_end"] < s.get("loss_at_crossing", float("nan")))
+            ok_all &= bool(ok)
+            rows.append(f"{fmt(s)}: {s['rises_before']} rises in the {s['steps_before']} steps measured below 2/η"
+                        + (f" (step {s['crossing_step']}), {s['rises_after']} after; loss {s['loss_at_crossing']:.3g} at the "
+                           f"crossing → {s['loss_end']:.3g} at the end" if crossed else " (never reached)"))
         out.append(
             Verdict(
-                claim="(iii) the loss is non-monotone over short windows yet lower at the end than at the start",
-                predicted="some step-to-step loss increases in every run; final loss < initial loss",
-                measured=", ".join(
-                    f"{fmt(s)}: {s['loss_increases']} increases ({s['loss_increases_last_half']} in the last half), "
-                    f"loss {s['loss_start']:.3g} → {s['loss_end']:.3g}"
-                    for s in alive
-                )
-                or "every run diverged",
-                tolerance="exact (counts and comparison)",
-                passed=bool(alive) and all(s["loss_increases"] > 0 and s["loss_end"] < s["loss_start"] for s in alive),
-                paper=PAPER,
+                claim="(iii) the loss falls monotonically while λ_max < 2/η, and is non-monotone only at the edge of "
+                "stability, where it still decreases over long windows",
+                predicted="no loss rise before the first crossing of 2/η; rises after it; final loss < loss at the crossing",
+                measured="; ".join(rows) if rows else "every run diverged",
+                tolerance="a rise is a step-to-step relative increase > 1e-5 (float32 rounding stays below)",
+                passed=ok_all,
+                paper=PAPER + ", §3 and Fig. 1",
             )
         )
         diverged = [s for s in stats if s.get("diverged")]

@@ -14,6 +14,11 @@ beyond the edge of stability; φ measured by the gradient-flow probe
 (:func:`genlab.theory.gfs.scalar_gfs_sharpness`). (2) a one-hidden-layer tanh MLP regressing n
 Gaussian inputs onto Gaussian targets (overparameterized, so gradient flow reaches a global
 minimum quickly), same step-size rule from its own φ(θ₀); φ measured by the probe.
+
+Scope of the MLP checks (issue 14): (c) counts rises of φ only while GD is unstable (φ > 2/η or
+λ_max ≥ 2/η) — the theorem is proved for scalar networks, and once GD is stable φ drifts by up to
+~5e-5 relative (reported as a finding). (d) is judged where GD has converged: after the measured
+steps GD continues (``mlp_converge_steps``) until the loss is below 1 % of its initial value.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class GFSSharpnessConfig(ExperimentConfig):
     mlp_steps: int = Field(40, ge=1, description="GD steps on the MLP")
     scalar_every: int = Field(3, ge=1, description="φ of the scalar network measured every this many GD steps")
     measure_every: int = Field(2, ge=1, description="φ of the MLP measured every this many GD steps")
+    mlp_converge_steps: int = Field(3000, ge=0, description="after mlp_steps, GD continues (unmeasured) up to this many more steps "
+                                    "until the loss is below 1% of its initial value; φ is then measured once more for (d)")
     flow_grad_tol: float = Field(1e-8, gt=0, description="gradient flow stops at ‖∇L‖ below this")
     flow_rtol: float = Field(1e-8, gt=0, description="local error tolerance of the flow integrator")
     increase_tol: float = Field(1e-6, ge=0, description="relative rise of φ counted as an increase")
@@ -108,6 +115,31 @@ def _gd(model: torch.nn.Module, data, eta: float, steps: int, every: int, config
     return rows
 
 
+def _continue_to_convergence(model: torch.nn.Module, data, eta: float, rows: dict[str, Any],
+                              config: GFSSharpnessConfig) -> dict[str, Any]:
+    """GD from the last measured iterate until the loss is below 1 % of its initial value (or
+    ``mlp_converge_steps`` more steps), then φ and λ_max once: (d) is judged where GD converged."""
+    x, y = data
+    target = 0.01 * rows["loss"][0]
+    extra = 0
+    with torch.no_grad():
+        loss = float(half_squared_loss(model(x), y))
+    while loss > target and extra < config.mlp_converge_steps and math.isfinite(loss):
+        model.zero_grad()
+        half_squared_loss(model(x), y).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-eta)
+            loss = float(half_squared_loss(model(x), y))
+        extra += 1
+    if not math.isfinite(loss):
+        return {"step": rows["step"][-1] + extra, "loss": loss, "gfs": float("nan"), "sharpness": float("nan")}
+    g = gfs_sharpness(model, half_squared_loss, data, grad_tol=config.flow_grad_tol, rtol=config.flow_rtol,
+                      max_steps=20_000, reestimate_every=20, seed=config.seed)
+    lam = hessian_eigenvalues(model, half_squared_loss, data, tol=1e-8, seed=config.seed).top
+    return {"step": rows["step"][-1] + extra, "loss": loss, "gfs": g.sharpness, "sharpness": lam}
+
+
 class GFSSharpness(Experiment):
     name = "gfs-sharpness"
     title = "GD at the edge of stability monotonically decreases the sharpness of the gradient-flow solution"
@@ -137,6 +169,8 @@ class GFSSharpness(Experiment):
             scalar = _gd(ScalarNetwork(w0), scalar_data, eta_s, config.scalar_steps, config.scalar_every, config,
                          extra=closed, progress=bar)
             mlp_rows = _gd(mlp_net, (x, y), eta_m, config.mlp_steps, config.measure_every, config, progress=bar)
+        if mlp_rows["status"] != "diverged":
+            mlp_rows["end"] = _continue_to_convergence(mlp_net, (x, y), eta_m, mlp_rows, config)
         for tag, rows in (("scalar/", scalar), ("mlp/", mlp_rows)):
             for i, step in enumerate(rows["step"]):
                 recorder.log_many(
@@ -197,33 +231,52 @@ class GFSSharpness(Experiment):
             claim="(b) scalar network: GD converges with φ at or below 2/η",
             predicted=f"final φ ≤ 2/η = {thr:.5g}; loss below 1% of its initial value",
             measured=f"final φ = {s['gfs'][-1]:.5g} (φ·η/2 = {s['gfs'][-1] / thr:.4f}), final loss {s['loss'][-1]:.2e}",
-            tolerance=f"{tol:g} relative",
+            tolerance=f"{tol:g} relative; quick-preset scalar steps lowered 300 → 150 after runs at 300 (commit b96252b)",
             passed=s["gfs"][-1] <= thr * (1 + tol) and s["loss"][-1] < 0.01 * s["loss"][0],
             paper=PAPER,
         ))
-        # (c) the MLP: monotonicity (reported) and end value below 2/η
-        rises, total, worst, at = self.increases(m["gfs"], tol)
+        # (c) the MLP, in the theorem's scope: Kreisler et al. prove monotonicity for scalar networks
+        # and report it for practical ones while GD is unstable (φ > 2/η or λ_max ≥ 2/η). Rises of φ
+        # there count against the claim; the drift of φ once GD is stable (converging, λ < 2/η and
+        # φ ≤ 2/η) is reported as a finding (rises of ≤ 5e-5 relative were seen there).
+        thr_m = 2.0 / m["eta"]
         v = np.asarray(m["gfs"], dtype=float)
-        rise_idx = np.nonzero((v[1:] - v[:-1]) / np.abs(v[:-1]) > tol)[0] + 1
-        stable = [i for i in rise_idx if m["sharpness"][i - 1] < 2.0 / m["eta"] and m["sharpness"][i] < 2.0 / m["eta"]]
-        where = (f"; {len(stable)} of the rises while λ_max < 2/η (GD stable, converging)" if rises else "")
+        lam = np.asarray(m["sharpness"], dtype=float)
+        unstable = (v > thr_m) | (lam >= thr_m)
+        rel = (v[1:] - v[:-1]) / np.abs(v[:-1]) if v.size > 1 else np.zeros(0)
+        scope = unstable[:-1] if v.size > 1 else np.zeros(0, bool)  # the step starts in the unstable phase
+        in_scope, out_scope = rel[scope], rel[~scope]
+        rises = int(np.sum(in_scope > tol))
         out.append(Verdict(
-            claim="(c) MLP: GD decreases the GFS sharpness φ monotonically (Kreisler et al. §6, empirical)",
-            predicted="no rise of φ between consecutive measurements",
-            measured=f"{rises} of {total} consecutive measurements rose ({rises / max(total, 1):.0%}); "
-            f"largest relative rise {max(worst, 0):.2e}" + (f" at step {m['step'][at]}" if at is not None and worst > 0 else "")
-            + where + f"; φ {m['gfs'][0]:.5g} → {m['gfs'][-1]:.5g}",
+            claim="(c) MLP: while GD is unstable (φ > 2/η or λ_max ≥ 2/η), it decreases the GFS sharpness φ at every "
+            "measurement (Kreisler et al. §6, empirical)",
+            predicted="no rise of φ between consecutive measurements that start in the unstable phase",
+            measured=f"{rises} rises in {in_scope.size} comparisons in the unstable phase; largest relative change "
+            f"{(in_scope.max() if in_scope.size else float('nan')):+.2e}; φ {m['gfs'][0]:.5g} → {m['gfs'][-1]:.5g}",
             tolerance=f"{tol:g} relative (accuracy of the flow probe)",
-            passed=bool(total) and rises == 0 and m["status"] != "diverged",
+            passed=bool(in_scope.size) and rises == 0 and m["status"] != "diverged",
             paper=PAPER,
         ))
-        thr_m = 2.0 / m["eta"]
         out.append(Verdict(
-            claim="(d) MLP: the GFS sharpness ends below 2/η",
-            predicted=f"final φ ≤ 2/η = {thr_m:.5g} (φ₀ = {result['mlp_phi0']:.4g})",
-            measured=f"final φ = {m['gfs'][-1]:.5g} (φ·η/2 = {m['gfs'][-1] / thr_m:.4f}), final loss {m['loss'][-1]:.2e}",
+            claim="MLP: drift of φ once GD is stable (φ ≤ 2/η and λ_max < 2/η; outside the theorem)",
+            predicted="no prediction (the theorem is proved for scalar networks)",
+            measured=f"{int(np.sum(out_scope > tol))} rises in {out_scope.size} comparisons; largest relative rise "
+            f"{(max(out_scope.max(), 0.0) if out_scope.size else 0.0):.2e}",
+            tolerance="-",
+            passed=True,
+            paper=PAPER,
+            kind="finding",
+        ))
+        end = m.get("end") or {"step": m["step"][-1] if m["step"] else 0, "loss": m["loss"][-1] if m["loss"] else float("nan"),
+                               "gfs": m["gfs"][-1] if m["gfs"] else float("nan")}
+        converged = end["loss"] < 0.01 * m["loss"][0] if m["loss"] else False
+        out.append(Verdict(
+            claim="(d) MLP: GD converges, with the GFS sharpness at or below 2/η",
+            predicted=f"loss below 1% of its initial value and final φ ≤ 2/η = {thr_m:.5g} (φ₀ = {result['mlp_phi0']:.4g})",
+            measured=f"at step {end['step']}: φ = {end['gfs']:.5g} (φ·η/2 = {end['gfs'] / thr_m:.4f}), loss {end['loss']:.2e} "
+            f"({'converged' if converged else 'not converged'})",
             tolerance=f"{tol:g} relative",
-            passed=m["gfs"][-1] <= thr_m * (1 + tol),
+            passed=bool(converged and end["gfs"] <= thr_m * (1 + tol)),
             paper=PAPER,
         ))
         return out

@@ -18,6 +18,15 @@ the number of eigenvalues above the largest relative gap λ_i/λ_{i+1} among tho
 The outliers come from the class means of the gradients, which shrink as softmax saturates: on
 separable clusters trained to ~100% accuracy (the full preset, C ≤ 4) fewer than C − 1 outliers
 stand out — the check then fails, as measured.
+
+Regime (issue 14): every C is trained to the same train loss, ``loss_fraction``·log C (log C is the
+loss at chance), on overlapping clusters, and that it got there is a precondition — the earlier
+fixed 300 steps left runs at train accuracy 0.55–0.91 depending on C. Trained further (0.15·log C,
+~95 % train accuracy) the largest-gap rule finds a hierarchy (1 outlier at C = 3): measured, and
+the reason the loss level is stated. Mechanism (Papyan 2019): the span of the C class-mean
+gradients lies in the top-C eigenspace (:func:`class_mean_overlap`, random level C/P). The bulk's
+mass below 10 % of λ_max is a finding: any matrix with a few large eigenvalues among thousands
+passes it.
 """
 
 from __future__ import annotations
@@ -47,7 +56,9 @@ class HessianOutliersConfig(ExperimentConfig):
     per_class: int = Field(100, ge=2, description="training examples per class")
     separation: float = Field(1.5, gt=0, description="norm of the cluster means (noise has unit variance)")
     width: int = Field(64, ge=1, description="hidden width of the two-hidden-layer ReLU MLP")
-    steps: int = Field(300, ge=1, description="full-batch GD steps")
+    steps: int = Field(3000, ge=1, description="full-batch GD step budget (training stops at the matched loss)")
+    loss_fraction: float = Field(0.3, gt=0, lt=1, description="train every C to the same loss: L ≤ this·log C (log C = loss at chance)")
+    min_overlap: float = Field(0.5, gt=0, le=1, description="mechanism: class-mean gradients' subspace inside the top-k eigenspace by ≥ this")
     lr: float = Field(0.1, gt=0, description="GD step size")
     mnist1d: bool = Field(False, description="also run MNIST-1D (C = 10)")
     mnist1d_n: int = Field(1000, ge=10, le=4000, description="MNIST-1D training examples")
@@ -83,6 +94,28 @@ def count_outliers(eigenvalues: np.ndarray) -> tuple[int, float]:
     return i + 1, float(ratios[i])
 
 
+def class_mean_overlap(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, c: int, top: torch.Tensor) -> float:
+    """Papyan's mechanism as a number: the fraction of the span of the C class-mean gradients
+    g_c = ∇_θ (1/n_c)Σ_{y_i = c} ℓ_i that lies in the span of the ``top`` Hessian eigenvectors,
+    ‖V Vᵀ U‖_F² / rank(U) with U an orthonormal basis of the g_c (1 = inside, ≈ k/P at random).
+    Papyan 2019 (arXiv 1901.08244, §3) attributes the C outliers to these class means."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for k in range(c):
+        mask = y == k
+        if not bool(mask.any()):
+            continue
+        loss = F.cross_entropy(model(x[mask]), y[mask])
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]).detach())
+    G = torch.stack(rows).double()
+    u, sv, _ = torch.linalg.svd(G.T, full_matrices=False)
+    rank = int((sv > sv[0] * 1e-8).sum())
+    U = u[:, :rank]
+    V = top.double()
+    V = torch.linalg.qr(V.T).Q  # orthonormal columns (Lanczos vectors already are, up to rounding)
+    return float((V.T @ U).pow(2).sum() / rank)
+
+
 class HessianOutliers(Experiment):
     name = "hessian-outliers"
     title = "Hessian of a C-class classifier: a bulk near zero plus about C outliers"
@@ -92,13 +125,17 @@ class HessianOutliers(Experiment):
     def _measure(self, name: str, c: int, x: torch.Tensor, y: torch.Tensor, config: HessianOutliersConfig,
                  recorder: Any, bar: Any) -> dict[str, Any]:
         model = mlp(x.shape[1], [config.width, config.width], c, activation="relu", seed=config.seed, dtype=torch.float64)
+        target = config.loss_fraction * float(np.log(c))
         result = Trainer(model, F.cross_entropy, (x, y), lr=config.lr, max_steps=config.steps, seed=config.seed,
-                         recorder=recorder, prefix=f"{name}/", log_every=max(config.steps // 50, 1), progress=bar).fit()
+                         loss_tol=target, recorder=recorder, prefix=f"{name}/", log_every=max(config.steps // 50, 1),
+                         progress=bar).fit()
         with torch.no_grad():
             acc = float((model(x).argmax(1) == y).double().mean())
         k = 2 * c + 2
-        eig = hessian_eigenvalues(model, F.cross_entropy, (x, y), k=k, tol=1e-5, max_iter=min(600, 30 * k), seed=config.seed)
+        eig = hessian_eigenvalues(model, F.cross_entropy, (x, y), k=k, tol=1e-5, max_iter=min(600, 30 * k), seed=config.seed,
+                                  return_eigenvectors=True)
         count, gap = count_outliers(eig.eigenvalues)
+        overlap = class_mean_overlap(model, x, y, c, eig.eigenvectors[:c])
         spec = hessian_spectrum(model, F.cross_entropy, (x, y), num_probes=config.probes,
                                 lanczos_steps=config.lanczos_steps, seed=config.seed)
         recorder.log_many({f"{name}/outliers": count, f"{name}/gap": gap, f"{name}/train_accuracy": acc}, result.steps)
@@ -113,6 +150,9 @@ class HessianOutliers(Experiment):
             "eig_converged": eig.converged,
             "outliers": count,
             "gap": gap,
+            "target_loss": target,
+            "class_mean_overlap": overlap,
+            "class_mean_overlap_random": c / sum(p.numel() for p in model.parameters()),
             "slq_outliers": [o.value for o in spec.outliers],
             "grid": spec.grid.tolist(),
             "density": spec.density.tolist(),
@@ -137,6 +177,17 @@ class HessianOutliers(Experiment):
         runs = result["runs"]
         out: list[Verdict] = []
         ok = [r for r in runs if r["status"] != "diverged"]
+        reached = [r for r in runs if r["loss"] <= r["target_loss"] * (1 + 1e-9)]
+        out.append(Verdict(
+            claim="regime: every C trained to the same train loss L ≤ f·log C (matched, not under- or over-trained)",
+            predicted=f"final train loss ≤ {config.loss_fraction:g}·log C within {config.steps} steps, every run",
+            measured="; ".join(f"{r['name']}: L = {r['loss']:.3g} (target {r['target_loss']:.3g}, {r['status']}, "
+                               f"train acc {r['train_accuracy']:.2f})" for r in runs),
+            tolerance="exact",
+            passed=bool(runs) and len(reached) == len(runs),
+            paper=PAPER,
+            kind="precondition",
+        ))
         good = [r for r in ok if r["outliers"] in (r["classes"] - 1, r["classes"]) and r["gap"] >= config.min_gap]
         out.append(Verdict(
             claim="the Hessian spectrum is a bulk plus about C outliers (C − 1 or C) clearly separated from it",
@@ -161,12 +212,24 @@ class HessianOutliers(Experiment):
                 paper="Sagun et al. 2017, §3 (outliers depend on the data: the number of clusters)",
             ))
         out.append(Verdict(
-            claim="the bulk is concentrated near zero: most of the spectral mass lies far below the outliers",
-            predicted="SLQ mass below 10% of λ_max ≥ 0.9",
+            claim="mechanism: the top-C Hessian eigenspace contains the class-mean gradients (Papyan 2019)",
+            predicted=f"fraction of span{{g_c}} inside the top-C eigenvectors ≥ {config.min_overlap:g} (random subspace: C/P)",
+            measured="; ".join(f"{r['name']}: {r['class_mean_overlap']:.3f} (random {r['class_mean_overlap_random']:.1e})"
+                               for r in ok if "class_mean_overlap" in r) or "not measured",
+            tolerance=f"{config.min_overlap:g} (half of the class-mean subspace)",
+            passed=bool(ok) and all(r.get("class_mean_overlap", 0.0) >= config.min_overlap for r in ok),
+            paper="Papyan 2019 (arXiv 1901.08244), §3: outliers attributed to the class means",
+        ))
+        # a bulk near zero holds for any low-rank-plus-small matrix at this parameter count (the top
+        # 2C+2 of thousands of eigenvalues carry little mass), so it is reported, not counted
+        out.append(Verdict(
+            claim="SLQ spectral mass below 10% of λ_max (a bulk near zero)",
+            predicted="reported (≈ 1 − k/P for any matrix with k large eigenvalues; not a test)",
             measured="; ".join(f"{r['name']}: {self._mass_below(r, 0.1):.3f}" for r in ok),
-            tolerance="0.9",
+            tolerance="-",
             passed=bool(ok) and all(self._mass_below(r, 0.1) >= 0.9 for r in ok),
             paper=PAPER,
+            kind="finding",
         ))
         return out
 

@@ -15,6 +15,11 @@ All (n, seed) networks are trained at once as one vectorized ensemble
 test MSE is measured on a 400-point grid of the interior [lo + δ(hi − lo), hi − δ(hi − lo)] of
 each sample's range. The slope of log MSE against log n is the least-squares fit to the per-n
 means of log MSE.
+
+Checks (issue 14): the rate is an upper bound, so the slope is tested one-sided (≤ −0.8 + tol; the
+earlier two-sided band failed a steeper slope); the regime — near-stationary fits, since at the
+quick preset no run meets ``grad_tol`` and the MSE is read at a period-2 midpoint — is a
+precondition: the budget is split in two halves and the per-n MSE at T/2 and T must agree.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ class StableMinimaRateConfig(ExperimentConfig):
     max_steps: int = Field(8000, ge=1, description="GD step budget per network")
     grad_tol: float = Field(1e-5, gt=0, description="converged when ‖∇L‖ falls below this")
     interior: float = Field(0.1, ge=0, lt=0.5, description="fraction δ of the data range cut off at each end")
-    slope_tol: float = Field(0.2, gt=0, description="|slope − (−4/5)| allowed (log factors of the Õ rate)")
+    slope_tol: float = Field(0.2, gt=0, description="slope ≤ −4/5 + this allowed (log factors of the Õ rate; one-sided: an upper bound)")
+    stationary_tol: float = Field(0.25, gt=0, description="regime: geometric-mean MSE per n changes by at most this (relative) from T/2 to T")
     kernel: str = Field("sorted", description="ensemble kernel: sorted or dense")
 
     @field_validator("ns")
@@ -97,6 +103,35 @@ class StableMinimaRate(Experiment):
     paper = PAPER
     Config = StableMinimaRateConfig
 
+    @staticmethod
+    def _interior_mse(config: StableMinimaRateConfig, res: Any, X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor,
+                      members: list[tuple[int, int]], data: list[Any]) -> tuple[list[float], list[float]]:
+        """Interior test MSE and train MSE of every member; a member stopped by its budget typically
+        oscillates with period 2 at the edge of stability (Cohen et al. 2021, arXiv 2103.00065): it is
+        measured at the midpoint of its last two iterates."""
+        final = [p.clone() for p in res.params]
+        budget = torch.tensor([st == "budget" for st in res.status])
+        if bool(budget.any()):
+            kernel = KERNELS[config.kernel]
+            xs, order = torch.sort(X, dim=1) if config.kernel == "sorted" else (X, None)
+            ys = Y.gather(1, order) if order is not None else Y
+            ws = W.gather(1, order) if order is not None else W
+            _, grads = kernel(tuple(final), xs, ys, ws)
+            for p, g in zip(final, grads):
+                mid = p - 0.5 * config.eta * g
+                p.copy_(torch.where(budget.reshape(-1, *([1] * (p.dim() - 1))), mid, p))
+        test, train = [], []
+        for e, ((n, _), d) in enumerate(zip(members, data)):
+            lo, hi = float(d.x.min()), float(d.x.max())
+            grid = np.linspace(lo + config.interior * (hi - lo), hi - config.interior * (hi - lo), 400)
+            one = tuple(p[e : e + 1] for p in final)
+            with torch.no_grad():
+                fit = forward(one, torch.tensor(grid))[0].numpy()
+                pred = forward(one, X[e, :n])[0].numpy()
+            test.append(float(np.mean((fit - d.truth(grid)) ** 2)))
+            train.append(float(np.sum(W[e, :n].numpy() * (pred - d.y) ** 2)))
+        return test, train
+
     def run(self, config: StableMinimaRateConfig, recorder: Any) -> Result:
         members = [(n, 1000 * config.seed + i) for n in config.ns for i in range(config.seeds)]
         n_max = max(config.ns)
@@ -111,41 +146,29 @@ class StableMinimaRate(Experiment):
             X[e, :n], Y[e, :n], W[e, :n] = torch.tensor(d.x), torch.tensor(d.y), 1.0 / n
             X[e, n:], Y[e, n:] = float(d.x[-1]), float(d.y[-1])  # zero-weight padding
         params = init_params(config.width, [s for _, s in members], config.init_scale, config.init_scale)
+        # two halves of the budget: the interior MSE at T/2 and at T says whether a run is
+        # near-stationary (the regime of the claim: the MSE of GD's end state, not of a transient)
+        half = max(config.max_steps // 2, 1)
         with recorder.progress(self.name, E * config.max_steps) as bar:
-            res = train_ensemble(
-                params, X, Y, weights=W, lr=config.eta, max_steps=config.max_steps, grad_tol=config.grad_tol,
-                kernel=config.kernel, progress=bar,
-            )
-        # a run stopped by its budget typically oscillates with period 2 at the edge of stability
-        # (Cohen et al. 2021, arXiv 2103.00065): measure the midpoint of its last two iterates
-        final = [p.clone() for p in res.params]
-        budget = torch.tensor([s == "budget" for s in res.status])
-        if bool(budget.any()):
-            kernel = KERNELS[config.kernel]
-            xs, order = torch.sort(X, dim=1) if config.kernel == "sorted" else (X, None)
-            ys = Y.gather(1, order) if order is not None else Y
-            ws = W.gather(1, order) if order is not None else W
-            _, grads = kernel(tuple(final), xs, ys, ws)
-            for p, g in zip(final, grads):
-                upd = p - config.eta * g
-                mid = 0.5 * (p + upd)
-                p.copy_(torch.where(budget.reshape(-1, *([1] * (p.dim() - 1))), mid, p))
+            res1 = train_ensemble(params, X, Y, weights=W, lr=config.eta, max_steps=half, grad_tol=config.grad_tol,
+                                  kernel=config.kernel, progress=bar)
+            mse_half = self._interior_mse(config, res1, X, Y, W, members, data)[0]
+            res = train_ensemble(res1.params, X, Y, weights=W, lr=config.eta, max_steps=max(config.max_steps - half, 1),
+                                 grad_tol=config.grad_tol, kernel=config.kernel, progress=bar)
+        mse_end, train_end = self._interior_mse(config, res, X, Y, W, members, data)
         points = []
         for e, ((n, s), d) in enumerate(zip(members, data)):
-            lo, hi = float(d.x.min()), float(d.x.max())
-            a, b = lo + config.interior * (hi - lo), hi - config.interior * (hi - lo)
-            grid = np.linspace(a, b, 400)
-            with torch.no_grad():
-                fit = forward(tuple(p[e : e + 1] for p in final), torch.tensor(grid))[0].numpy()
-            mse = float(np.mean((fit - d.truth(grid)) ** 2))
-            train_mse = float(np.sum(W[e, :n].numpy() * (forward(tuple(p[e : e + 1] for p in final), X[e, :n])[0].numpy() - d.y) ** 2))
+            status = res1.status[e] if res1.status[e] in ("converged", "diverged") else res.status[e]
+            steps = res1.steps[e] + (0 if res1.status[e] in ("converged", "diverged") else res.steps[e])
+            mse = mse_end[e] if res1.status[e] == "budget" else mse_half[e]
             entry = {
-                "n": n, "seed": s, "status": res.status[e], "steps": res.steps[e], "loss": res.loss[e],
-                "grad_norm": res.grad_norm[e], "test_mse_interior": mse, "train_mse": train_mse,
+                "n": n, "seed": s, "status": status, "steps": steps, "loss": res.loss[e],
+                "grad_norm": res.grad_norm[e], "test_mse_interior": mse, "train_mse": train_end[e],
+                "test_mse_half": mse_half[e],
             }
             points.append(entry)
-            if res.status[e] != "diverged":
-                recorder.log_many({f"n={n}/seed={s}/test_mse_interior": mse, f"n={n}/seed={s}/train_mse": train_mse}, res.steps[e])
+            if status != "diverged":
+                recorder.log_many({f"n={n}/seed={s}/test_mse_interior": mse, f"n={n}/seed={s}/train_mse": train_end[e]}, steps)
         by_n: dict[int, list[float]] = {}
         for p in points:
             if p["status"] != "diverged" and math.isfinite(p["test_mse_interior"]):
@@ -165,14 +188,35 @@ class StableMinimaRate(Experiment):
         slope, se = result["slope"], result["slope_se"]
         ns = result["ns"]
         span = f"n = {ns[0]}…{ns[-1]} ({len(ns)} values)" if ns else "no n"
+        # regime: near-stationary fits (the MSE of GD's end state): per-n geometric mean at T/2 vs T
+        alive = [p for p in pts if p["status"] != "diverged" and "test_mse_half" in p]
+        change, half_by_n = {}, {}
+        for n in ns:
+            here = [p for p in alive if p["n"] == n]
+            if here:
+                half_by_n[n] = [p["test_mse_half"] for p in here]
+                change[n] = float(np.exp(np.mean([np.log(p["test_mse_interior"] / p["test_mse_half"]) for p in here])) - 1)
+        slope_half = fit_slope(ns, [half_by_n[n] for n in ns])[0] if len(half_by_n) == len(ns) >= 3 else float("nan")
+        worst = max(change.values(), key=abs) if change else float("nan")
         out = [
             Verdict(
-                claim="interior test MSE of GD at a fixed large step size falls like n^(−4/5)",
-                predicted=f"slope of log MSE vs log n = −0.8 ± {config.slope_tol:g}",
-                measured=(f"slope {slope:.3f} ± {se:.3f} (s.e.) over {span}, {config.seeds} seeds each, η={config.eta:g}; "
-                          f"{conv}/{len(pts)} runs converged, the rest measured at their budget"),
-                tolerance=f"±{config.slope_tol:g} (Õ hides log factors: d log log n / d log n ≈ 1/ln n ≈ 0.2 here)",
-                passed=bool(math.isfinite(slope) and abs(slope - PREDICTED_SLOPE) <= config.slope_tol and len(ns) >= 3),
+                claim="regime: the fits are near-stationary (GD's end state, converged or oscillating at the edge of stability)",
+                predicted=f"geometric-mean interior MSE per n changes by ≤ {config.stationary_tol:.0%} from T/2 to T = {config.max_steps}",
+                measured="change by n: " + ", ".join(f"{n}: {c:+.1%}" for n, c in change.items())
+                + f"; slope at T/2 {slope_half:.3f} vs at T {slope:.3f}; {conv}/{len(pts)} runs converged (the rest "
+                "measured at the midpoint of their last two iterates)",
+                tolerance=f"{config.stationary_tol:g} relative",
+                passed=bool(change) and len(change) == len(ns) and abs(worst) <= config.stationary_tol,
+                paper=PAPER,
+                kind="precondition",
+            ),
+            Verdict(
+                claim="interior test MSE of GD at a fixed large step size falls at least like n^(−4/5) (an upper bound Õ(n^(−4/5)))",
+                predicted=f"slope of log MSE vs log n ≤ −0.8 + {config.slope_tol:g}",
+                measured=(f"slope {slope:.3f} ± {se:.3f} (s.e.) over {span}, {config.seeds} seeds each, η={config.eta:g}"),
+                tolerance=f"one-sided, +{config.slope_tol:g} (Õ hides log factors: d log log n / d log n ≈ 1/ln n ≈ 0.2 here); "
+                "a steeper fall is allowed (the earlier two-sided band failed a slope of −1.11)",
+                passed=bool(math.isfinite(slope) and slope <= PREDICTED_SLOPE + config.slope_tol and len(ns) >= 3),
                 paper=PAPER,
             ),
             Verdict(
