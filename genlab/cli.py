@@ -202,10 +202,10 @@ def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
         out.print(run["error"])
 
 
-def _titles() -> dict[str, str]:
-    from genlab.experiments import registry
+def _info() -> dict[str, Any]:
+    from genlab.report.catalog import registry_info
 
-    return {name: exp.title for name, exp in registry().items()}
+    return registry_info()
 
 
 @cli.command("report")
@@ -228,7 +228,7 @@ def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, home: Path | Non
             if r["status"] != "running":
                 latest[r["experiment"]] = r["id"]
         ids = list(latest.values())
-    path = write_report(store, ids, out_path or store.home / "report.html", titles=_titles())
+    path = write_report(store, ids, out_path or store.home / "report.html", info=_info())
     out.print(f"wrote {path}")
 
 
@@ -262,7 +262,7 @@ def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, 
         summary.add_row(name, str(outcome.run_id), outcome.status, f"{counted.passed}/{counted.passed + counted.failed}", f"{time.time() - t1:.1f}")
         if outcome.error:
             err.print(f"[red]{name} failed[/]: {outcome.error}")
-    path = write_report(store, ids, out_path or store.home / "atlas.html", titles=_titles(), heading=f"genlab atlas ({preset})")
+    path = write_report(store, ids, out_path or store.home / "atlas.html", info=_info(), heading=f"genlab atlas ({preset})")
     out.print(summary)
     out.print(f"wrote {path} in {time.time() - t0:.1f} s")
 
