@@ -113,8 +113,10 @@ class Recorder(BaseRecorder):
 
     def save_figure(self, name: str, fig: Any) -> Path:
         """Save a matplotlib figure as PNG atomically and record it as a ``figure`` artifact."""
+        from genlab.report.figures import legible
+
         final, tmp = self._atomic_path(name)
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        legible(fig).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
         os.replace(tmp, final)
         self.store.add_artifact(self.run_id, "figure", name, final)
         return final

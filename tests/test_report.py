@@ -195,3 +195,26 @@ def test_headless_chromium_renders_the_first_screen(atlas, tmp_path):
     assert im.size == (390, 844)
     lo, hi = im.getextrema()
     assert hi - lo > 100  # text drawn, not a blank page
+
+
+def test_figures_are_saved_with_legible_text(tmp_path):
+    """A 6-pt title is raised to the minimum size when a run's figure is saved."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genlab.recorder import Recorder
+    from genlab.report.figures import MIN_FONT_PT
+
+    s = Store(tmp_path)
+    rid = s.create_run("x", {}, "h", 0)
+    fig, ax = plt.subplots()
+    ax.set_title("tiny", fontsize=6)
+    ax.plot([0, 1], label="line")
+    ax.legend(fontsize=5)
+    Recorder(s, rid).save_figure("f.png", fig)
+    assert ax.title.get_fontsize() == MIN_FONT_PT
+    assert all(t.get_fontsize() >= MIN_FONT_PT for t in ax.get_legend().get_texts())
+    plt.close(fig)
+    assert (s.run_dir(rid) / "f.png").stat().st_size > 0

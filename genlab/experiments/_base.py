@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from genlab.config import ExperimentConfig
-from genlab.notes import ClaimNote, match_note
+from genlab.notes import ClaimNote, NoteLike, match_note
 from genlab.store import Verdict
 
 Result = dict[str, Any]
@@ -31,7 +31,7 @@ class Experiment(ABC):
     # Explanations shown in the atlas, declared right after ``paper`` (see genlab.notes):
     # a distinctive part of a claim's text -> what it tests / what can make it fail / what to try,
     # and a figure's file name -> its caption naming the claims it shows.
-    notes: ClassVar[dict[str, ClaimNote]] = {}
+    notes: ClassVar[dict[str, NoteLike]] = {}
     captions: ClassVar[dict[str, str]] = {}
 
     def note(self, claim: str) -> ClaimNote | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from genlab.notes import ClaimNote, match_note
+from genlab.notes import ClaimNote, NoteLike, match_note
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class ExperimentInfo:
     theme: str = "other"
     theme_title: str = "Other runs"
     theme_order: int = 10_000
-    notes: Mapping[str, ClaimNote] = field(default_factory=dict)
+    notes: Mapping[str, NoteLike] = field(default_factory=dict)
     captions: Mapping[str, str] = field(default_factory=dict)
 
     def note(self, claim: str) -> ClaimNote | None:
