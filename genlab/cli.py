@@ -261,8 +261,9 @@ def _info() -> dict[str, Any]:
 @cli.command("report")
 @click.argument("run_ids", metavar="[RUN]...", nargs=-1, type=int)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="HTML file to write (default: HOME/report.html)")
+@click.option("--overlay", is_flag=True, help="also draw the curves of the given runs of one experiment on shared axes")
 @HOME_OPTION
-def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, home: Path | None) -> None:
+def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, overlay: bool, home: Path | None) -> None:
     """Write one self-contained HTML report of the given runs (default: the latest finished run of each
     experiment, sweep points left out)."""
     from genlab.report import write_report
@@ -281,7 +282,9 @@ def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, home: Path | Non
         ids = list(latest.values())
         if not ids:
             raise InputError("RUN: no finished run outside a sweep in the store; give run ids (genlab runs lists them)")
-    path = write_report(store, ids, out_path or store.home / "report.html", info=_info())
+    if overlay and len(ids) < 2:
+        raise InputError("--overlay: give two or more runs of one experiment")
+    path = write_report(store, ids, out_path or store.home / "report.html", info=_info(), overlay=overlay)
     out.print(f"wrote {escape(str(path))}")
 
 
@@ -323,6 +326,11 @@ from genlab.sweep.commands import sweep_cmd, sweep_report_cmd  # noqa: E402  (sw
 
 cli.add_command(sweep_cmd)
 cli.add_command(sweep_report_cmd)
+
+from genlab.cli_data import diff_cmd, metrics_cmd  # noqa: E402  (data out and comparison)
+
+cli.add_command(metrics_cmd)
+cli.add_command(diff_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -256,11 +256,13 @@ def render_report(
     info: Mapping[str, ExperimentInfo] | None = None,
     heading: str = "genlab report",
     titles: Mapping[str, str] | None = None,
+    overlay: bool = False,
 ) -> str:
     """The report's HTML for the given runs, grouped by theme (runs of a theme in the order given).
 
     ``info`` describes each experiment (title, paper, theme, claim notes, captions; see
     :func:`genlab.report.catalog.registry_info`); ``titles`` alone is accepted for old callers.
+    ``overlay`` adds, for every experiment with several of the runs, their curves on shared axes.
     """
     info = dict(info or {})
     for name, title in (titles or {}).items():
@@ -290,8 +292,39 @@ def render_report(
         f"<p class=headline><b>{_e(counts.summary())}</b>{fail_link}</p>"
         "<p class=status>Counted are the papers' claims; preconditions (is the run in the paper's regime?) and "
         "findings (measured numbers the paper does not predict) are shown in each section, not counted.</p>"
-        + rep.summary_table(groups) + failures + "".join(sections) + "</body></html>"
+        + rep.summary_table(groups) + failures + (_overlays(store, runs) if overlay else "") + "".join(sections)
+        + "</body></html>"
     )
+
+
+def _overlays(store: Store, runs: list[dict[str, Any]]) -> str:
+    """One section per experiment with two or more of the runs: each shared series, all runs on one axes."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from genlab.report.compare import overlay_figures
+
+    by_exp: dict[str, list[int]] = {}
+    for r in runs:
+        by_exp.setdefault(r["experiment"], []).append(r["id"])
+    parts = []
+    for name, ids in by_exp.items():
+        if len(ids) < 2:
+            continue
+        figs = []
+        for metric, fig in overlay_figures(store, ids):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90)
+            plt.close(fig)
+            b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+            figs.append(f'<figure><img alt="{_e(metric)}" src="data:image/png;base64,{b64}"><figcaption>{_e(metric)}: '
+                        f"runs {_e(', '.join(map(str, ids)))}</figcaption></figure>")
+        links = " · ".join(f"<a href='#run-{i}'>run {i}</a>" for i in ids)
+        parts.append(f"<section id='overlay-{_e(name)}'><h2>Overlay: {_e(name)}</h2><p class=status>{links}</p>"
+                     + ("".join(figs) or "<p>no series recorded by all of these runs</p>")
+                     + "<p class=back><a href='#summary'>↑ summary</a></p></section>")
+    return "".join(parts) or "<p class=status>overlay: no experiment has two or more of these runs</p>"
 
 
 def write_report(
@@ -301,9 +334,10 @@ def write_report(
     info: Mapping[str, ExperimentInfo] | None = None,
     heading: str = "genlab report",
     titles: Mapping[str, str] | None = None,
+    overlay: bool = False,
 ) -> Path:
     """Write the report atomically (temporary file, then rename) and return its path."""
-    text = render_report(store, run_ids, info=info, heading=heading, titles=titles)
+    text = render_report(store, run_ids, info=info, heading=heading, titles=titles, overlay=overlay)
     final = Path(out)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
