@@ -218,3 +218,19 @@ def test_figures_are_saved_with_legible_text(tmp_path):
     assert all(t.get_fontsize() >= MIN_FONT_PT for t in ax.get_legend().get_texts())
     plt.close(fig)
     assert (s.run_dir(rid) / "f.png").stat().st_size > 0
+
+
+def test_wide_figures_get_larger_text_so_it_survives_scaling_to_the_page():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genlab.report.figures import MIN_FONT_PT, PAGE_WIDTH_PX, SAVE_DPI, legible
+
+    fig, ax = plt.subplots(figsize=(16, 3))
+    ax.set_xlabel("x", fontsize=7)
+    legible(fig)
+    shown = ax.xaxis.label.get_fontsize() * PAGE_WIDTH_PX / (16 * SAVE_DPI)  # its size once scaled to the page
+    assert shown == pytest.approx(MIN_FONT_PT)
+    plt.close(fig)
