@@ -238,6 +238,9 @@ def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
     out.print(f"[bold]run {run_id}[/] · {escape(run['experiment'])} · {escape(run['status'])} · seed {run['seed']}"
               + (f" · sweep {escape(run['sweep'])}" if run.get("sweep") else ""))
     out.print_json(json.dumps(run["config"]))
+    from genlab.provenance import stored
+
+    out.print(f"reproduce: {escape(stored(store, run)['command'])}")
     if verdicts:
         out.print(_verdict_table(verdicts, "verdicts"))
     table = Table(title="final metrics")

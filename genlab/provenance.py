@@ -96,4 +96,18 @@ def collect(experiment: str, preset: str | None, config: Mapping[str, Any],
     }
 
 
-__all__ = ["collect", "git_commit", "reproduce_command"]
+def stored(store: Any, run: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's provenance (its ``provenance.json``), always with a ``command``: a run
+    recorded without one (older runs, sweep points) gets the command built from its config."""
+    prov: dict[str, Any] = {}
+    for a in store.artifacts(run["id"], kind="provenance"):
+        try:
+            prov = json.loads(Path(a["path"]).read_text())
+        except (OSError, ValueError):
+            pass
+    if not prov.get("command"):
+        prov["command"] = reproduce_command(run["experiment"], run.get("preset"), run["config"])
+    return prov
+
+
+__all__ = ["collect", "git_commit", "reproduce_command", "stored"]

@@ -176,3 +176,10 @@ def test_default_report_picks_the_latest_finished_run_outside_sweeps(store_home,
     text = out_html.read_text()
     assert "id='run-1'" in text  # the finished run, not the sweep point (2), the failed (3) or interrupted one
     assert all(f"id='run-{i}'" not in text for i in (2, 3, rid))
+
+
+def test_show_prints_the_reproducing_command(store_home):
+    code, out, _ = call("show", "1", "--home", str(store_home))
+    assert code == 0 and "reproduce: genlab run deep-linear --quick --seed 0\n" in out  # recorded at run time
+    code, out, _ = call("show", "2", "--home", str(store_home))  # no provenance.json: built from the config
+    assert "reproduce: genlab run deep-linear --quick --seed 0\n" in out

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from genlab import __version__
-from genlab.provenance import reproduce_command
+from genlab.provenance import stored
 from genlab.report.catalog import ExperimentInfo
 from genlab.store import ClaimCount, Store, Verdict, claim_outcome, count_claims
 
@@ -201,13 +201,8 @@ class _Report:
         return "".join(parts)
 
     def provenance(self, run: Mapping[str, Any]) -> str:
-        prov: dict[str, Any] = {}
-        for a in self.store.artifacts(run["id"], kind="provenance"):
-            try:
-                prov = json.loads(Path(a["path"]).read_text())
-            except (OSError, ValueError):
-                pass
-        command = prov.get("command") or reproduce_command(run["experiment"], run.get("preset"), run["config"])
+        prov = stored(self.store, run)
+        command = prov["command"]
         fields = [("genlab", prov.get("genlab") or run.get("version")), ("torch", prov.get("torch")),
                   ("numpy", prov.get("numpy")), ("Python", prov.get("python")), ("platform", prov.get("platform")),
                   ("git commit", prov.get("git_commit")), ("invoked as", prov.get("argv")),
