@@ -6,7 +6,7 @@ VENV ?= .venv
 TEST_VENV ?= .venv-test
 HOME_DIR ?= genlab-runs
 RUN_EXTRAS := data,test
-TEST_EXTRAS := data,test,ray
+TEST_EXTRAS := data,test,ray,docs
 
 # torch first, pinned to the CPU build that lies on this disk: a bare torch
 # requirement would pull a multi-GB CUDA build.
@@ -17,7 +17,7 @@ define install
 	$(1)/bin/python -m pip install -q -e '.[$(2)]'
 endef
 
-.PHONY: run test install clean
+.PHONY: run test install clean docs docs-build
 
 $(VENV)/.installed: pyproject.toml
 	$(call install,$(VENV),$(RUN_EXTRAS))
@@ -39,6 +39,17 @@ test:
 	  echo "no private network namespace (unshare -n) here: leaving out tests/test_sweep_ray.py"; \
 	  $(TEST_VENV)/bin/python -m pytest --ignore=tests/test_sweep_ray.py; \
 	fi
+	$(MAKE) docs-build BIN=$(TEST_VENV)/bin
+
+# The documentation (MkDocs + mkdocstrings, from the docstrings), warnings as errors.
+docs: install
+	$(VENV)/bin/python -m pip install -q -e '.[$(RUN_EXTRAS),docs]'
+	$(MAKE) docs-build BIN=$(VENV)/bin
+
+BIN ?= $(VENV)/bin
+docs-build:
+	$(BIN)/python docs/gen_themes.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(TEST_VENV) $(HOME_DIR)
+	rm -rf $(VENV) $(TEST_VENV) $(HOME_DIR) build/site docs/themes

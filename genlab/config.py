@@ -15,7 +15,7 @@ from typing import Annotated, Any, Mapping
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from genlab.errors import InputError
+from genlab.errors import InputError, did_you_mean
 
 
 def _positive_sorted(values: list[float]) -> list[float]:
@@ -100,7 +100,7 @@ def _describe_error(cls: type[ExperimentConfig], err: dict[str, Any]) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         allowed = ", ".join(sorted(cls.model_fields))
-        return f"unknown key {loc!r}; allowed keys: {allowed}"
+        return f"unknown key {loc!r};{did_you_mean(loc, list(cls.model_fields))} allowed keys: {allowed}"
     got = err.get("input")
     return f"field {loc!r}: {err.get('msg', 'invalid value')} (got {got!r})"
 

@@ -28,7 +28,7 @@ class _NullProgress:
 class BaseRecorder:
     """Interface shared by the recorders: ``log``, ``log_many``, ``save_*`` and ``progress``."""
 
-    def __init__(self, progress_factory: Callable[[str, int], Any] | None = None):
+    def __init__(self, progress_factory: Callable[..., Any] | None = None):
         self._progress_factory = progress_factory
 
     def log(self, name: str, value: float, step: int = 0) -> None:
@@ -38,12 +38,12 @@ class BaseRecorder:
         raise NotImplementedError
 
     @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Progress]:
-        """A progress bar where the caller has one (the CLI), a no-op otherwise."""
+    def progress(self, description: str, total: int, unit: str = "steps") -> Iterator[Progress]:
+        """A progress bar counting ``unit`` where the caller has one (the CLI), a no-op otherwise."""
         if self._progress_factory is None:
             yield _NullProgress()
         else:
-            with self._progress_factory(description, total) as bar:
+            with self._progress_factory(description, total, unit=unit) as bar:
                 yield bar
 
     def flush(self) -> None:
@@ -53,7 +53,7 @@ class BaseRecorder:
 class MemoryRecorder(BaseRecorder):
     """Keeps metrics in a list of ``(step, name, value)``; used by tests and workers."""
 
-    def __init__(self, progress_factory: Callable[[str, int], Any] | None = None):
+    def __init__(self, progress_factory: Callable[..., Any] | None = None):
         super().__init__(progress_factory)
         self.rows: list[tuple[int, str, float]] = []
 
@@ -72,7 +72,7 @@ class Recorder(BaseRecorder):
         self,
         store: Any,
         run_id: int,
-        progress_factory: Callable[[str, int], Any] | None = None,
+        progress_factory: Callable[..., Any] | None = None,
         flush_every: int = 2000,
         flush_seconds: float = 2.0,
     ):
@@ -113,8 +113,10 @@ class Recorder(BaseRecorder):
 
     def save_figure(self, name: str, fig: Any) -> Path:
         """Save a matplotlib figure as PNG atomically and record it as a ``figure`` artifact."""
+        from genlab.report.figures import legible
+
         final, tmp = self._atomic_path(name)
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        legible(fig).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
         os.replace(tmp, final)
         self.store.add_artifact(self.run_id, "figure", name, final)
         return final

@@ -36,6 +36,18 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise _Interrupted(signal.Signals(signum).name)
 
 
+def _save_provenance(recorder: Recorder, name: str, exp: Any, config: ExperimentConfig, preset: str | None) -> None:
+    """Versions and the reproducing command beside the run (``provenance.json``)."""
+    from genlab.config import build_config
+    from genlab.provenance import collect
+
+    try:
+        baseline = build_config(exp.Config, preset).model_dump(mode="json")
+    except Exception:  # a preset that does not validate alone: set every key instead
+        baseline = None
+    recorder.save_json("provenance.json", collect(name, preset, config.model_dump(mode="json"), baseline), kind="provenance")
+
+
 def execute(
     name: str,
     config: ExperimentConfig,
@@ -55,6 +67,7 @@ def execute(
         name, config.model_dump(mode="json"), config_hash(config), config.seed, preset=preset, sweep=sweep
     )
     recorder = Recorder(store, run_id, progress_factory=progress_factory)
+    _save_provenance(recorder, name, exp, config, preset)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         torch.manual_seed(config.seed)  # for any library code that draws from the global generator

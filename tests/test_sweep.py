@@ -150,14 +150,24 @@ def sigint_then_resume(tmp_path: Path, executor_args: list[str]) -> None:
     assert "95% interval" in page and "seeds passing" in page
 
 
-def test_mean_interval_matches_t_formula() -> None:
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=7).tolist()
-    m, lo, hi = mean_interval(v)
-    half = st.t.ppf(0.975, 6) * np.std(v, ddof=1) / math.sqrt(7)
-    assert math.isclose(m, float(np.mean(v)), rel_tol=1e-12)
-    assert math.isclose(hi - m, half, rel_tol=1e-12) and math.isclose(m - lo, half, rel_tol=1e-12)
+def test_mean_interval_min_max_below_five_bootstrap_from_five() -> None:
+    """Below 5 seeds: exactly min and max. From 5 on: a bootstrap of the mean, which for many
+    normal values agrees with the normal-theory interval mean ± 1.96·s/√n within 10% of its
+    half-width (bootstrap error at 2000 resamples is a few percent); never outside [min, max]."""
+    assert mean_interval([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)
     assert math.isnan(mean_interval([1.0])[1])
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=200).tolist()
+    m, lo, hi = mean_interval(v)
+    half = 1.96 * np.std(v, ddof=0) / math.sqrt(len(v))
+    assert math.isclose(m, float(np.mean(v)), rel_tol=1e-12)
+    assert abs((hi - lo) / 2 - half) < 0.1 * half and abs((lo + hi) / 2 - m) < 0.1 * half
+    # a loss: small positive values with one outlier; the Student-t interval goes below zero here
+    loss = [1e-6] * 5 + [0.006]
+    t_lo = np.mean(loss) - st.t.ppf(0.975, 5) * np.std(loss, ddof=1) / math.sqrt(6)
+    assert t_lo < 0
+    _, lo, hi = mean_interval(loss)
+    assert min(loss) <= lo <= hi <= max(loss)
 
 
 def test_sweep_report_content(tmp_path: Path) -> None:
@@ -171,14 +181,18 @@ def test_sweep_report_content(tmp_path: Path) -> None:
         vals = [store.final_metrics(r["id"])[metric] for r in runs if r["config"]["noise"] == noise]
         assert len(vals) == 2
         m, lo, hi = mean_interval(vals)
+        assert (lo, hi) == (min(vals), max(vals))  # two seeds: the min–max interval
         page = render_sweep_report(store, plan.sweep)
-        assert f"<td>{noise}</td><td>2</td><td>{m:.4g}</td><td>[{lo:.4g}, {hi:.4g}]</td>" in page
+        assert f"<td>{m:.4g}<br><span class=iv>[{lo:.4g}, {hi:.4g}] min–max</span></td>" in page
     # verdict shares: count passes per noise level from the store
     claim = store.checks(runs[0]["id"])[0].claim
     for noise in (0.0, 0.2):
         got = [v.passed for r in runs if r["config"]["noise"] == noise for v in store.checks(r["id"]) if v.claim == claim]
         import html as h
-        assert f"<tr><td>{h.escape(claim)}</td><td>{noise}</td><td>{sum(got)}/{len(got)}</td>" in page
+        row = page[page.index(f"<tr><td>{noise}</td><td>2</td>"):]
+        row = row[:row.index("</tr>")]
+        assert row.split("</td>")[3].endswith(f">{sum(got)}/{len(got)}")  # cell values, seeds, runs, claim 1
+        assert f"title='{h.escape(claim, quote=True)}'>claim 1</th>" in page
     assert "<script" not in page and "data:image/png;base64," in page
 
 

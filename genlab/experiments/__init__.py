@@ -14,7 +14,7 @@ import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 
-from genlab.errors import InputError
+from genlab.errors import InputError, did_you_mean
 from genlab.experiments._base import Experiment
 
 
@@ -71,7 +71,7 @@ def get_experiment(name: str) -> Experiment:
     """The experiment called ``name``; an unknown name is an InputError listing the known ones."""
     reg = registry()
     if name not in reg:
-        raise InputError(f"experiment {name!r} unknown; allowed: {', '.join(sorted(reg))}")
+        raise InputError(f"experiment {name!r} unknown;{did_you_mean(name, list(reg))} allowed: {', '.join(sorted(reg))}")
     return reg[name]
 
 

@@ -12,11 +12,12 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from genlab.config import ExperimentConfig
+from genlab.notes import ClaimNote, NoteLike, match_note
 from genlab.store import Verdict
 
 Result = dict[str, Any]
 
-__all__ = ["Experiment", "ExperimentConfig", "Result", "Verdict"]
+__all__ = ["ClaimNote", "Experiment", "ExperimentConfig", "Result", "Verdict"]
 
 
 class Experiment(ABC):
@@ -27,6 +28,19 @@ class Experiment(ABC):
     paper: ClassVar[str]  # authors, year, title / arXiv id of the claim checked
     Config: ClassVar[type[ExperimentConfig]]
     theme: str = ""  # the theme subpackage it lives in; set by the registry
+    # Explanations shown in the atlas, declared right after ``paper`` (see genlab.notes):
+    # a distinctive part of a claim's text -> what it tests / what can make it fail / what to try,
+    # and a figure's file name -> its caption naming the claims it shows.
+    notes: ClassVar[dict[str, NoteLike]] = {}
+    captions: ClassVar[dict[str, str]] = {}
+
+    def note(self, claim: str) -> ClaimNote | None:
+        """The explanation of ``claim`` (None when no note matches, e.g. a renamed claim)."""
+        return match_note(self.notes, claim)
+
+    def caption(self, figure: str) -> str:
+        """The caption of figure file ``figure`` ('' when there is none)."""
+        return self.captions.get(figure, "")
 
     @abstractmethod
     def run(self, config: ExperimentConfig, recorder: Any) -> Result:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
@@ -10,6 +12,9 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from rich.markup import escape
+
+from genlab.cli_options import preset_options
 from genlab.errors import InputError
 from genlab.store import Store, resolve_home
 
@@ -23,18 +28,37 @@ def _home_option(f: Any) -> Any:
     )(f)
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def named_plan(plan: Any, sweep_name: str, home: Path | None) -> Any:
+    """The plan under a readable id; a name already used by other points (another grid or
+    experiment) is refused, so one name never mixes two sweeps. Nothing is written."""
+    if not _NAME.fullmatch(sweep_name):
+        raise InputError(f"--name: {sweep_name!r} must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)")
+    db = resolve_home(home) / "genlab.sqlite"
+    if db.exists():
+        hashes = {p.hash for p in plan.points}
+        for r in Store(home).runs(sweep=sweep_name):
+            if r["experiment"] != plan.experiment or r["config_hash"] not in hashes:
+                raise InputError(f"--name: sweep {sweep_name!r} already holds other points "
+                                 f"({r['experiment']} run {r['id']}); pick another name")
+    return dataclasses.replace(plan, sweep=sweep_name)
+
+
 @click.command("sweep")
 @click.argument("name")
 @click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,…|KEY=A:B", help="a swept key (repeatable); A:B is A, …, B−1")
-@click.option("--quick", "preset", flag_value="quick", help="the quick preset at every point")
-@click.option("--full", "preset", flag_value="full", help="the full preset at every point")
+@preset_options("the quick preset at every point", "the full preset at every point")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a fixed config value (repeatable)")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="where points run")
 @click.option("--workers", type=int, default=None, help="points in parallel (default: cores, or the Ray cluster's CPUs)")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+@click.option("--name", "sweep_name", default=None, metavar="NAME",
+              help="a readable sweep id (letters, digits, . _ -); the same --name resumes it (default: a hash of the grid)")
 @_home_option
 def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple[str, ...], executor: str,
-              workers: int | None, address: str | None, home: Path | None) -> None:
+              workers: int | None, address: str | None, sweep_name: str | None, home: Path | None) -> None:
     """Run experiment NAME at every point of the grid (resumable: the same command skips finished points)."""
     from genlab.cli import err, out
     from genlab.config import parse_assignments
@@ -51,12 +75,14 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
 
         if not ray_available():
             raise InputError(f"--executor ray: Ray is not installed; {RAY_HINT}")
+    if sweep_name is not None:
+        plan = named_plan(plan, sweep_name, home)
     store = Store(home)
     ex = make_executor(executor, workers, address)
     err.print(f"sweep [bold]{plan.sweep}[/]: {len(plan.points)} points of {name} ({preset or 'default'} preset) "
               f"on {executor} ({ex.slots} slots) into {store.home}")
     live = err.is_terminal
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("points ·"),
                TextColumn("{task.fields[failed]} failed · {task.fields[remaining]} remaining"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     t0 = time.time()
@@ -70,7 +96,7 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
                 err.print(f"{stats.skipped} points already finished: skipped")
             if kind in ("done", "failed") and not live:
                 what = res["status"] if kind == "done" else f"FAILED ({res.get('summary')})"
-                err.print(f"point {point.index} {point.values}: {what} in {res['seconds']:.1f} s "
+                err.print(f"point {point.index} {escape(str(point.values))}: {escape(str(what))} in {res['seconds']:.1f} s "
                           f"[{stats.done + stats.skipped} done, {stats.failed} failed, {stats.remaining} remaining]")
 
         try:
@@ -86,7 +112,7 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
     out.print(f"report: genlab sweep-report {plan.sweep}" + (f" --home {home}" if home else ""))
     if stats.failed:
         for line in stats.errors:
-            err.print(f"[red]{line}[/]")
+            err.print(f"[red]{escape(line)}[/]")
         sys.exit(1)
 
 

@@ -1,8 +1,11 @@
-"""The sweep report: every metric and check of a sweep against each swept key, with the mean and
-a 95% interval over seeds, and the share of seeds on which each verdict passed; one HTML page.
+"""The sweep report: one wide table of claims (share of seeds passing) and one of metrics (mean
+and interval over seeds) with a row per grid cell, links to each cell's runs, and each metric
+drawn against each swept key; one HTML page. Every string is escaped.
 
-The interval is Student's t: mean ± t_{0.975, m−1}·s/√m over the m seeds of a grid cell (s the
-sample standard deviation); with one seed no interval is given. Every string is escaped.
+Intervals respect a metric's sign and range: with fewer than 5 seeds the interval is the
+min–max over seeds; with 5 or more, a 95% percentile bootstrap of the mean (2000 resamples,
+fixed seed). Both lie inside [min, max] of the values, so a loss or a norm never gets a
+negative bound (a Student-t interval did: loss [−0.000228, 0.006]).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as st
 
 from genlab.store import Store
 from genlab.sweep.driver import sweep_runs
@@ -25,16 +27,30 @@ from genlab.sweep.driver import sweep_runs
 SEED = "seed"
 
 
+BOOTSTRAP_MIN = 5
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def interval_method(n: int) -> str:
+    """How :func:`mean_interval` bounds ``n`` finite values."""
+    return "—" if n < 2 else ("min–max" if n < BOOTSTRAP_MIN else "95% bootstrap")
+
+
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% Student-t interval (lo, hi) over the finite values; NaN where undefined."""
+    """Mean and an interval (lo, hi) over the finite values: min–max below 5 values, a 95%
+    percentile bootstrap of the mean from 5 on; NaN where undefined (no value; one value)."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if v.size == 0:
         return float("nan"), float("nan"), float("nan")
     m = float(v.mean())
     if v.size < 2:
         return m, float("nan"), float("nan")
-    half = float(st.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return m, m - half, m + half
+    if v.size < BOOTSTRAP_MIN:
+        return m, float(v.min()), float(v.max())
+    rng = np.random.default_rng(0)
+    means = v[rng.integers(0, v.size, size=(BOOTSTRAP_RESAMPLES, v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return m, float(lo), float(hi)
 
 
 def _e(value: Any) -> str:
@@ -63,6 +79,7 @@ def summarize(store: Store, sweep: str) -> dict[str, Any]:
         cell_values = {k: r["config"].get(k) for k in swept}
         cell = cells.setdefault(_key(cell_values), {"values": cell_values, "seeds": [], "metrics": {}, "checks": {}})
         cell["seeds"].append(r["seed"])
+        cell.setdefault("runs", []).append(r["id"])
         for name, value in store.final_metrics(r["id"]).items():
             if name not in metric_names:
                 metric_names.append(name)
@@ -118,9 +135,9 @@ def _plot(summary: dict[str, Any], metric: str, key: str) -> str | None:
         ax.errorbar(xs, ms, yerr=err, marker="o", capsize=3, label=label or None)
     ax.set_xlabel(key)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} (mean, 95% interval over seeds)", fontsize=8)
+    ax.set_title(f"{metric} (mean and interval over seeds)", fontsize=9)
     if any(lines):
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -131,47 +148,83 @@ def _plot(summary: dict[str, Any], metric: str, key: str) -> str | None:
 _CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#1b1f24;padding:0 1rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #d0d7de;padding:.25rem .5rem;
 text-align:left;vertical-align:top}th{background:#f6f8fa}h2{margin-top:2rem;border-bottom:1px solid #ddd}
-.fig{display:inline-block}img{max-width:100%}"""
+.fig{display:inline-block}img{max-width:100%}.scroll{overflow-x:auto}.pass{color:#116329}.fail{color:#b42318}
+.iv{font-size:.75rem;color:#57606a}code{font-size:.75rem;word-break:break-all}ol.legend{font-size:.85rem}"""
+
+
+def _runs_table(store: Store, s: dict[str, Any]) -> str:
+    from genlab.provenance import reproduce_command
+    from genlab.store import count_claims
+    from genlab.sweep.driver import sweep_runs
+
+    head = "".join(f"<th>{_e(k)}</th>" for k in s["swept"])
+    rows = []
+    for r in sweep_runs(store, s["sweep"]):
+        c = count_claims(store.checks(r["id"]))
+        cells = "".join(f"<td>{_e(r['config'].get(k))}</td>" for k in s["swept"])
+        rows.append(f"<tr id='run-{r['id']}'><td>{r['id']}</td>{cells}<td>{_e(r['seed'])}</td><td>{_e(r['status'])}</td>"
+                    f"<td>{c.passed}/{c.passed + c.failed}</td>"
+                    f"<td><code>{_e(reproduce_command(r['experiment'], r.get('preset'), r['config']))}</code></td></tr>")
+    return ("<h2 id=runs>runs</h2><div class=scroll><table><tr><th>run</th>" + head +
+            "<th>seed</th><th>status</th><th>claims</th><th>reproduce</th></tr>" + "".join(rows) + "</table></div>")
 
 
 def render_sweep_report(store: Store, sweep: str) -> str:
-    """The HTML page of a sweep."""
+    """The HTML page of a sweep: a claims table and a metrics table, one row per grid cell."""
     s = summarize(store, sweep)
     parts = [
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e('sweep ' + sweep)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>sweep {_e(sweep)}</h1>",
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>{_e('sweep ' + sweep)}</title><style>{_CSS}</style></head><body><h1>sweep {_e(sweep)}</h1>",
         f"<p>experiment <b>{_e(s['experiment'])}</b>; {s['points']} finished points; swept keys: "
         f"{_e(', '.join(s['swept']) or 'none but the seed')}; seeds: {_e(', '.join(map(str, s['seeds'])))}; "
         f"runs by status: {_e(', '.join(f'{k} {v}' for k, v in sorted(s['statuses'].items())))}. "
-        f"Intervals: 95% Student-t over seeds. Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
+        f"Intervals over seeds: min–max with fewer than {BOOTSTRAP_MIN} seeds, else a 95% interval "
+        f"(percentile bootstrap of the mean); both stay within the measured range. "
+        f"Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
     ]
     head = "".join(f"<th>{_e(k)}</th>" for k in s["swept"])
-    parts.append("<h2>checks: share of seeds passing</h2><table><tr><th>claim</th>" + head + "<th>seeds passing</th><th>share</th></tr>")
-    for claim in s["claims"]:
-        for cell in s["cells"]:
-            got = cell["checks"].get(claim, [])
-            cells = "".join(f"<td>{_e(cell['values'][k])}</td>" for k in s["swept"])
-            share = sum(got) / len(got) if got else float("nan")
-            parts.append(f"<tr><td>{_e(claim)}</td>{cells}<td>{sum(got)}/{len(got)}</td><td>{_fmt(share)}</td></tr>")
-    parts.append("</table>")
-    parts.append("<h2>metrics: final value, mean and 95% interval over seeds</h2>")
-    for metric in s["metrics"]:
-        parts.append(f"<h3>{_e(metric)}</h3><table><tr>{head}<th>seeds</th><th>mean</th><th>95% interval</th><th>min</th><th>max</th></tr>")
-        for cell in s["cells"]:
+
+    def cell_head(cell: dict[str, Any]) -> str:
+        vals = "".join(f"<td>{_e(cell['values'][k])}</td>" for k in s["swept"])
+        links = " ".join(f"<a href='#run-{i}'>{i}</a>" for i in cell.get("runs", []))
+        return f"{vals}<td>{len(cell['seeds'])}</td><td>{links}</td>"
+
+    # claims: one column per claim, the share of seeds passing in each cell
+    claims = s["claims"]
+    legend = "".join(f"<li value={i + 1}>{_e(c)}</li>" for i, c in enumerate(claims))
+    parts.append("<h2>claims: seeds passing per cell</h2><ol class=legend>" + legend + "</ol>")
+    parts.append("<div class=scroll><table><tr>" + head + "<th>seeds</th><th>runs</th>"
+                 + "".join(f"<th title='{_e(c)}'>claim {i + 1}</th>" for i, c in enumerate(claims)) + "</tr>")
+    for cell in s["cells"]:
+        tds = []
+        for c in claims:
+            got = cell["checks"].get(c, [])
+            cls = "pass" if got and all(got) else ("fail" if got else "")
+            tds.append(f"<td class='{cls}'>{sum(got)}/{len(got)}</td>" if got else "<td>—</td>")
+        parts.append(f"<tr>{cell_head(cell)}{''.join(tds)}</tr>")
+    parts.append("</table></div>")
+
+    # metrics: one column per metric, mean and interval in each cell
+    parts.append("<h2>metrics: final value, mean [interval] over seeds</h2><div class=scroll><table><tr>" + head
+                 + "<th>seeds</th><th>runs</th>" + "".join(f"<th>{_e(m)}</th>" for m in s["metrics"]) + "</tr>")
+    for cell in s["cells"]:
+        tds = []
+        for metric in s["metrics"]:
             vals = cell["metrics"].get(metric, [])
             m, lo, hi = mean_interval(vals)
-            fin = [v for v in vals if math.isfinite(v)]
-            cells = "".join(f"<td>{_e(cell['values'][k])}</td>" for k in s["swept"])
-            interval = f"[{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(lo) else "—"
-            parts.append(
-                f"<tr>{cells}<td>{len(fin)}</td><td>{_fmt(m)}</td><td>{_e(interval)}</td>"
-                f"<td>{_fmt(min(fin)) if fin else '—'}</td><td>{_fmt(max(fin)) if fin else '—'}</td></tr>"
-            )
-        parts.append("</table>")
+            n = sum(1 for v in vals if math.isfinite(v))
+            interval = f"<br><span class=iv>[{_fmt(lo)}, {_fmt(hi)}] {interval_method(n)}</span>" if math.isfinite(lo) else ""
+            tds.append(f"<td>{_fmt(m)}{interval}</td>")
+        parts.append(f"<tr>{cell_head(cell)}{''.join(tds)}</tr>")
+    parts.append("</table></div>")
+    if s["swept"]:
+        parts.append("<h2>metrics against the swept keys</h2>")
+    for metric in s["metrics"]:
         for key in s["swept"]:
             b64 = _plot(s, metric, key)
             if b64:
                 parts.append(f'<div class=fig><img alt="{_e(metric + " vs " + key)}" src="data:image/png;base64,{b64}"></div>')
+    parts.append(_runs_table(store, s))
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -48,9 +48,11 @@ def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from genlab.report.figures import legible
+
         for fname, fig in exp.figures(cfg, result).items():
             buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            legible(fig).savefig(buf, format="png", dpi=110, bbox_inches="tight")
             plt.close(fig)
             figures[fname] = buf.getvalue()
         status = "diverged" if result.get("status") == "diverged" else "finished"

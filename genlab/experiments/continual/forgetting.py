@@ -95,6 +95,15 @@ class Forgetting(Experiment):
     name = "forgetting"
     title = "Catastrophic forgetting in continual linear regression: cyclic bound and task similarity"
     paper = f"{PAPER_CYCLIC}; {PAPER_SIM}"
+    notes = {
+        "cyclic continual regression": ("Evron et al.: forgetting after k cycles is at most T²·min(1/√k, d/k), also for searched worst cases",
+                                        "a search finding a worse case than the bound (a real counterexample)", "look at the worst case found"),
+        "intermediate similarity forgets most": ("Goldfarb et al.: with d ≪ p, forgetting peaks at intermediate task similarity",
+                                                 "too few repetitions for the peak to be significant", "rerun with --full"),
+        "forgetting falls monotonically": ("that near 2d = p forgetting falls monotonically with similarity", "too few repetitions",
+                                           "rerun with --full"),
+    }
+    captions = {"forgetting.png": "Forgetting F(k) against iteration with the bound, and expected forgetting against task similarity: the cyclic-bound and similarity claims."}
     Config = ForgettingConfig
 
     def run(self, config: ForgettingConfig, recorder: Any) -> Result:

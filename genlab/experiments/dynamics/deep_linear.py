@@ -48,6 +48,14 @@ class DeepLinear(Experiment):
     name = "deep-linear"
     title = "Deep linear networks learn mode by mode along Saxe's sigmoids"
     paper = PAPER
+    notes = {
+        "every mode strength follows": ("Saxe et al. Eq. 6: each mode follows a sigmoid from u₀ to its singular value s",
+                                        "a step size too large for forward Euler to track the flow", "lower lr"),
+        "time to learn each mode": ("the closed-form time for a mode to reach s/2", "discretization error at large lr", "lower lr"),
+        "learned in order of singular value": ("that stronger modes are learned first even from a random init",
+                                               "an init scale so large that modes are not learned one by one", "lower random_init_scale"),
+    }
+    captions = {"modes.png": "Mode strengths per GD step with Saxe et al.'s sigmoids dashed, for the decoupled and the random init: all three claims."}
     Config = DeepLinearConfig
 
     def run(self, config: DeepLinearConfig, recorder: Any) -> Result:

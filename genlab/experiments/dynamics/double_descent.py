@@ -54,6 +54,15 @@ class DoubleDescent(Experiment):
     name = "double-descent"
     title = "Double descent of min-norm least squares and random features"
     paper = PAPER
+    notes = {
+        "exact finite-n expectation": ("the measured min-norm risk against its exact expectation from Wishart moments",
+                                       "too few Monte Carlo repetitions", "rerun with --full"),
+        "Hastie et al. Thm 1": ("the asymptotic risk formula at finite n", "n too small for the limit", "rerun with --full (larger n)"),
+        "peaks at the interpolation threshold": ("that the risk peaks at p = n", "a grid missing p = n", "add p values near n"),
+        "optimal ridge": ("that optimal ridge regularization removes the peak", "too few repetitions", "rerun with --full"),
+        "random-features regression": ("that random-features regression also peaks at N = n", "too few repetitions", "rerun with --full"),
+    }
+    captions = {"double_descent.png": "Test risk against γ = p/n with the exact and asymptotic curves and the ridge risk, and random-features risk against N/n: all double-descent claims."}
     Config = DoubleDescentConfig
 
     def run(self, config: DoubleDescentConfig, recorder: Any) -> Result:

@@ -49,6 +49,11 @@ class SpectralBias(Experiment):
     name = "spectral-bias"
     title = "Spectral bias: low frequencies are learned first"
     paper = PAPER
+    notes = {
+        "increases with its frequency": ("Rahaman et al.: a ReLU network learns low frequencies before high ones",
+                                         "frequencies too close, or too few steps to learn the highest", "rerun with --full"),
+    }
+    captions = {"spectral_bias.png": "Residual amplitude |r̂(k)| per frequency over training, threshold dashed: the spectral-bias claim."}
     Config = SpectralBiasConfig
 
     def run(self, config: SpectralBiasConfig, recorder: Any) -> Result:

@@ -99,6 +99,22 @@ class KernelRich(Experiment):
     name = "kernel-rich"
     title = "Kernel vs rich regime of a diagonal linear network: GD finds the Q_α interpolator"
     paper = PAPER
+    notes = {
+        "converges to argmin Q_α": ("Woodworth et al. Thm 1: GD from scale α reaches the interpolator minimizing Q_α",
+                                    "a finite step size (the theorem is for gradient flow) or too few steps",
+                                    "lower eta_rel or raise max_steps"),
+        "gap to the gradient-flow limit": ("that the gap to the flow's limit shrinks as the step size shrinks",
+                                           "step sizes so small that the error is at solver tolerance", "widen the step-size sweep"),
+        "min-ℓ1 interpolator": ("that small α gives the sparse (min-ℓ1) solution: the rich regime",
+                                "α not small enough, or training stopped early", "add a smaller α"),
+        "min-ℓ2 interpolator": ("that large α gives the min-ℓ2 solution: the kernel regime", "α not large enough", "add a larger α"),
+        "generalizes better": ("that for a sparse target the rich regime has lower test error", "a target that is not sparse enough",
+                               "rerun over seeds"),
+    }
+    captions = {
+        "alpha_sweep.png": "Distances of the GD solution to argmin Q_α, the min-ℓ1 and the min-ℓ2 interpolators, and test error, against α: the Q_α, ℓ1/ℓ2-limit and generalization claims.",
+        "step_sweep.png": "Gap to the gradient-flow limit against the relative step size: the step-size claim.",
+    }
     Config = KernelRichConfig
 
     def run(self, config: KernelRichConfig, recorder: Any) -> Result:

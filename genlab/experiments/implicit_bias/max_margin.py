@@ -77,6 +77,16 @@ class MaxMargin(Experiment):
     name = "max-margin"
     title = "GD on separable data converges to the max-margin direction, at rate 1/log t"
     paper = PAPER
+    notes = {
+        "decays like 1/log t": ("Soudry et al. Thm 3: the direction of w converges to the max-margin direction at rate 1/log t",
+                                "too few steps for the asymptotic regime; SGD's noise makes err·log t wander",
+                                "rerun with --full (more steps) or over seeds"),
+        "grows like ‖ŵ‖·log t": ("that ‖w(t)‖ grows like ‖ŵ‖·log t, with ŵ the hard-margin SVM solution",
+                                 "the slope still converging in the last decade", "train longer (--full)"),
+        "loss decays like 1/t": ("that the logistic loss falls like 1/t on separable data",
+                                 "too few steps", "train longer (--full)"),
+    }
+    captions = {"max_margin.png": "Direction error with the c/log t reference, ‖w‖ against log t with slope ‖ŵ‖, loss·t, and the data with the SVM boundary: the three claims for GD and SGD."}
     Config = MaxMarginConfig
 
     def run(self, config: MaxMarginConfig, recorder: Any) -> Result:

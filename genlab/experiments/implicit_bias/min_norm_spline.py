@@ -59,6 +59,17 @@ class MinNormSpline(Experiment):
     name = "min-norm-spline"
     title = "Weight decay on a wide ReLU net selects the least-norm (linear-spline) interpolant"
     paper = PAPER
+    notes = {
+        "least-R interpolant here": ("that on these data the linear spline is the least-cost interpolant (the theorem's condition)",
+                                     "data whose end slopes sum to more than the spline's total curvature", "change the data seed"),
+        "linear-spline interpolant": ("that with small weight decay the network's function is the linear-spline interpolant",
+                                      "too few steps, or a λ too large to interpolate", "raise steps or lower the smallest λ"),
+        "equals the representation cost": ("that at the weight-decay optimum the weights are balanced so the norm equals R(f_θ)",
+                                            "training not at an optimum of the regularized loss", "raise steps (--full)"),
+        "norm approaches R(spline)": ("that the least norm of the interpolating network tends to R(spline) as λ → 0",
+                                      "the smallest λ still too large, or training not converged", "add a smaller λ or train longer"),
+    }
+    captions = {"fit.png": "The trained networks' functions for each λ against the linear-spline interpolant: claims 'linear-spline interpolant' and 'norm approaches R(spline)'."}
     Config = MinNormSplineConfig
 
     def run(self, config: MinNormSplineConfig, recorder: Any) -> Result:

@@ -164,6 +164,21 @@ class Grokking(Experiment):
     name = "grokking"
     title = "Grokking as the transition from lazy to rich dynamics (polynomial regression)"
     paper = PAPER
+    notes = {
+        "test loss falls long after the train loss": ("Kumar et al.: from a lazy start, test loss falls only after the train loss (grokking)",
+                                                      "α too small to be lazy, or too few steps to see the test loss fall",
+                                                      "raise the largest α or the steps (--full)"),
+        "delay shrinks as α decreases": ("that the grokking delay grows with the laziness α", "runs whose test loss never falls",
+                                         "train longer (--full)"),
+        "kernel keeps moving": ("that the tangent kernel moves while the test loss falls: features are learned late",
+                                "a run that stays lazy throughout", "train longer, or lower α"),
+        "modular addition": ("Power et al.: on modular addition with weight decay, test accuracy jumps long after train accuracy",
+                             "too few AdamW steps or too little weight decay", "rerun with --full"),
+    }
+    captions = {
+        "grokking.png": "Train and test loss and the kernel distance to K0 per α: the delay and kernel-movement claims.",
+        "modular_addition.png": "Train and test accuracy on modular addition with weight decay: the modular-addition claim.",
+    }
     Config = GrokkingConfig
 
     def run(self, config: GrokkingConfig, recorder: Any) -> Result:

@@ -78,6 +78,14 @@ class LazyRich(Experiment):
     name = "lazy-rich"
     title = "Lazy training: as the output scale α grows, weights, kernel and predictions freeze to the linearized model"
     paper = PAPER
+    notes = {
+        "relative weight change": ("Chizat et al.: the weights move by O(1/α), so the log-log slope is about −1",
+                                   "α values too small for the asymptotic regime, or diverged runs", "add larger α (--full)"),
+        "kernel distance between": ("that the tangent kernel stays at its initial value as α grows", "too few seeds", "rerun over seeds"),
+        "approach kernel GD": ("that the trained predictions approach kernel GD with the initial NTK", "too few steps or seeds",
+                               "rerun with --full"),
+    }
+    captions = {"lazy_rich.png": "Weight change, kernel distance and the gap to the linearized model against α: the three lazy-training claims."}
     Config = LazyRichConfig
 
     def run(self, config: LazyRichConfig, recorder: Any) -> Result:

@@ -64,6 +64,13 @@ class NTKLimit(Experiment):
     name = "ntk-limit"
     title = "Wide networks trained by GD follow the analytic NTK prediction"
     paper = PAPER
+    notes = {
+        "falls as width grows": ("Jacot et al.; Lee et al.: a GD-trained network approaches the analytic NTK prediction as width grows",
+                                 "too few seeds for the gap to be monotone, or too few GD steps", "rerun with --full (more seeds)"),
+        "roughly like width^(-1/2)": ("the rate of the approach, a log-log slope near −1/2", "widths too small for the asymptotic rate",
+                                      "rerun with --full (wider networks)"),
+    }
+    captions = {"ntk_limit.png": "Relative gap to the NTK prediction against width (log-log), and the network against the NTK prediction at test points: both NTK claims."}
     Config = NTKLimitConfig
 
     def run(self, config: NTKLimitConfig, recorder: Any) -> Result:

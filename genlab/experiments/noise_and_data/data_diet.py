@@ -110,6 +110,12 @@ class DataDiet(Experiment):
     name = "data-diet"
     title = "Data diet: pruning by EL2N / GraNd vs random pruning"
     paper = PAPER
+    notes = {
+        "pruning by": ("Paul et al.: keeping the examples with the highest EL2N/GraNd scores is as good as a random subset at moderate pruning",
+                       "scores from too few seeds or too early, or test accuracy noise", "rerun with --full (more seeds)"),
+        "training on the highest-": ("the same comparison at one kept fraction", "test accuracy noise", "rerun over seeds"),
+    }
+    captions = {"data_diet.png": "Test accuracy against the kept fraction for EL2N, GraNd and random pruning, and EL2N against GraNd: the pruning claims."}
     Config = DataDietConfig
 
     def run(self, config: DataDietConfig, recorder: Any) -> Result:

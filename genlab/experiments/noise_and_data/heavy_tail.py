@@ -69,6 +69,15 @@ class HeavyTail(Experiment):
     name = "heavy-tail"
     title = "Heavy-tailed SGD gradient noise: tail index below 2"
     paper = PAPER
+    notes = {
+        "tail index of minibatch gradient noise": ("Simsekli et al.: the α-stable tail index of SGD noise is below 2 (not Gaussian)",
+                                                   "the estimator's bias with few samples, or widths where noise is near Gaussian",
+                                                   "rerun with --full (more steps and samples)"),
+        "heavier tailed than Gaussian": ("that the heavy tail is not only a mixture of coordinate scales (a Gaussian surrogate gives α̂ ≈ 2)",
+                                         "estimator noise", "rerun over seeds"),
+        "α̂ < 2 at every width": ("the tail-index claim, when every run diverged", "diverged training", "lower the learning rate"),
+    }
+    captions = {"tail_index.png": "Tail index α̂ per step (dotted: Gaussian surrogate, line at 2) and at the end against width: the tail-index claims."}
     Config = HeavyTailConfig
 
     def run(self, config: HeavyTailConfig, recorder: Any) -> Result:

@@ -74,6 +74,11 @@ class UltraSlowDiffusion(Experiment):
     name = "ultra-slow-diffusion"
     title = "Ultra-slow diffusion: ‖w_t − w_0‖ grows like log t"
     paper = PAPER
+    notes = {
+        "is explained by a + b·log t": ("Hoffer et al.: the distance from initialization grows like log t under constant-step SGD",
+                                        "a fit window that starts too early, or too few steps", "rerun with --full (longer run)"),
+    }
+    captions = {"diffusion.png": "Distance from initialization against step (log axis) with the log and power-law fits: the ultra-slow-diffusion claim."}
     Config = DiffusionConfig
 
     def run(self, config: DiffusionConfig, recorder: Any) -> Result:

@@ -88,6 +88,20 @@ class EdgeOfStability(Experiment):
     name = "edge-of-stability"
     title = "Edge of stability: progressive sharpening, then λ_max hovers at 2/η"
     paper = PAPER
+    notes = {
+        "progressive sharpening": ("that λ_max rises during training while it is below 2/η, until it reaches 2/η",
+                                   "a network that starts above 2/η, or training too short to reach it",
+                                   "lower the step size or train longer (--full)"),
+        "hovers at 2/η": ("that once at 2/η, λ_max stays near 2/η instead of growing (the edge of stability)",
+                          "a run that never reaches 2/η, or a tolerance band narrower than the oscillation",
+                          "train longer (--full); compare the median with the band in the figure"),
+        "non-monotone": ("that the loss oscillates over short windows yet decreases over the run",
+                         "a step size small enough for monotone descent, or a run that diverges",
+                         "use a larger step size (--set step_sizes=…)"),
+        "runs that diverge": ("that every step size trained without diverging", "a step size too large for the network",
+                              "drop the largest step size"),
+    }
+    captions = {"eos.png": "Train loss and sharpness λ_max per step for each η, dashed at 2/η: claims (i) progressive sharpening, (ii) hovering at 2/η, (iii) non-monotone loss."}
     Config = EdgeOfStabilityConfig
 
     def run(self, config: EdgeOfStabilityConfig, recorder: Any) -> Result:

@@ -144,6 +144,22 @@ class GFSSharpness(Experiment):
     name = "gfs-sharpness"
     title = "GD at the edge of stability monotonically decreases the sharpness of the gradient-flow solution"
     paper = PAPER
+    notes = {
+        "scalar network: GD decreases": ("Kreisler et al. Thm 3.2: for scalar networks, GD decreases the sharpness φ of the gradient-flow solution at every step",
+                                         "a gradient-flow probe that has not converged (measurement error), or a step size outside the theorem",
+                                         "tighten the probe's flow tolerance; rerun with --full"),
+        "probe reproduces the closed-form": ("the gradient-flow probe against the closed-form φ of scalar networks",
+                                             "an integration tolerance too loose for the flow", "tighten the flow tolerance"),
+        "converges with φ at or below 2/η": ("that GD on the scalar network converges to a minimum with φ ≤ 2/η",
+                                             "too few steps to converge", "raise scalar_steps"),
+        "MLP: GD decreases the GFS": ("the empirical claim of §6 that φ also falls monotonically for an MLP",
+                                      "the claim is empirical, not a theorem: small rises can occur; probe error",
+                                      "rerun over seeds to see how often it holds"),
+        "MLP: the GFS sharpness ends below": ("that the MLP's GFS sharpness ends at or below 2/η",
+                                              "training too short to settle", "raise mlp_steps (--full)"),
+        "runs without diverging": ("that GD ran without diverging", "a step size too large", "lower the step size"),
+    }
+    captions = {"gfs.png": "Train loss and the GFS sharpness φ per step for the scalar network and the MLP, dashed at 2/η: claims (a)–(d)."}
     Config = GFSSharpnessConfig
 
     def run(self, config: GFSSharpnessConfig, recorder: Any) -> Result:

@@ -120,6 +120,16 @@ class HessianOutliers(Experiment):
     name = "hessian-outliers"
     title = "Hessian of a C-class classifier: a bulk near zero plus about C outliers"
     paper = PAPER
+    notes = {
+        "bulk plus about C outliers": ("that the Hessian spectrum of a C-class classifier has C−1 or C eigenvalues separated from a bulk",
+                                       "classes not well separated, too little training, or a Lanczos spectrum not resolved",
+                                       "train longer or raise the Lanczos steps (--full)"),
+        "grows with the number of classes": ("that the outlier count rises with C", "a miscounted outlier at one C",
+                                             "rerun over seeds; look at the spectra in the figure"),
+        "bulk is concentrated near zero": ("that most of the spectral mass lies far below the outliers",
+                                           "a poorly trained model whose bulk is wide", "train longer (--full)"),
+    }
+    captions = {"spectra.png": "Spectral densities (stochastic Lanczos quadrature) for each C, outliers to the right of the bulk: the outlier count and bulk claims."}
     Config = HessianOutliersConfig
 
     def _measure(self, name: str, c: int, x: torch.Tensor, y: torch.Tensor, config: HessianOutliersConfig,

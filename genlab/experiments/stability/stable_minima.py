@@ -110,6 +110,21 @@ class StableMinima(Experiment):
     name = "stable-minima"
     title = "Stable minima of GD: large step sizes give sparse linear-spline fits"
     paper = PAPER
+    notes = {
+        "linearly stable minimum": ("GD can only settle at a minimum whose sharpness λ_max is at most 2/η (linear stability)",
+                                    "a run judged converged that is still moving, or a λ_max estimate that is off",
+                                    "raise flow_time or lower the convergence tolerance; rerun with --full"),
+        "∫|f''|g ≤": ("the stability bound on the weighted total variation of the fitted function at the end of each run",
+                      "an underestimated λ_max, or a loss not yet small enough for the bound's (R+1)√(2L) term",
+                      "rerun with --full (longer training, finer function grid)"),
+        "as the step size grows": ("larger steps select flatter minima, i.e. simpler fits (fewer knots, less total variation)",
+                                         "too few step sizes, diverged runs at the largest steps, or noise dominating the trend",
+                                         "add step sizes (--set step_sizes=…) or run over seeds with genlab sweep"),
+    }
+    captions = {
+        "fits.png": "The fitted functions for each step size η with the network's knots marked: claim (c) (fewer knots, less variation as η grows).",
+        "bound.png": "Sharpness against 1/η with the line λ_max = 2/η, and weighted total variation against η with the bound: claims (a) and (b).",
+    }
     Config = StableMinimaConfig
 
     def run(self, config: StableMinimaConfig, recorder: Any) -> Result:

@@ -101,6 +101,16 @@ class StableMinimaRate(Experiment):
     name = "stable-minima-rate"
     title = "Stable minima at a fixed large step size: interior test MSE falls like n^(−4/5)"
     paper = PAPER
+    notes = {
+        "n^(−4/5)": ("the minimax-type rate of stable minima: test MSE ∝ n^(−4/5), i.e. a log-log slope of −4/5",
+                     "sample sizes too small for the asymptotic rate, runs that have not converged, or seed noise",
+                     "rerun with --full (more n values and seeds)"),
+        "decreases with n": ("that stable minima do not overfit: more data gives lower interior test error",
+                             "noise in a single seed at close sample sizes", "rerun over seeds (genlab sweep … --grid seed=0:5)"),
+        "runs that diverge": ("that every run reached a minimum (none diverged at the fixed step size)",
+                              "a step size above the stability limit for some n", "lower eta (--set eta=…)"),
+    }
+    captions = {"rate.png": "Interior test MSE against n on log-log axes with the n^(−4/5) reference: claims 'falls like n^(−4/5)' and 'decreases with n'."}
     Config = StableMinimaRateConfig
 
     @staticmethod
