@@ -140,8 +140,20 @@ class CurvatureOperator:
         out = torch.zeros_like(v)
         for w, b, (x, y) in self.chunks():
             f = lambda t: self._forward(t, x, b)  # noqa: E731
-            output, jv = self._jv(f, v)
             loss_of_output = lambda o: self.loss_fn(o, y)  # noqa: E731
+            if self.random:
+                # torch.func transforms draw dropout masks differently from plain autograd: all
+                # products by plain autograd, so that H and G see the same masks
+                theta = self.theta.clone().requires_grad_(True)
+                output = f(theta)
+                u = torch.zeros_like(output, requires_grad=True)
+                (jtu,) = torch.autograd.grad(output, theta, grad_outputs=u, create_graph=True)
+                (jv,) = torch.autograd.grad(jtu, u, grad_outputs=v)
+                _, hjv = jvp(grad(loss_of_output), (output.detach(),), (jv.detach(),))
+                (gv,) = torch.autograd.grad(output, theta, grad_outputs=hjv)
+                out.add_(gv.detach(), alpha=w)
+                continue
+            output, jv = self._jv(f, v)
             _, hjv = jvp(grad(loss_of_output), (output.detach(),), (jv.detach(),))
             _, pullback = vjp(f, self.theta)
             out.add_(pullback(hjv)[0].detach(), alpha=w)

@@ -12,6 +12,8 @@ import torch
 from torch.func import hessian
 
 from genlab.probes._functional import Data, FlatModel, LossFn
+from genlab.errors import InputError
+from genlab.probes._operators import _asymmetry_cause
 from genlab.probes._setup import probe_call, seeded
 
 
@@ -22,7 +24,10 @@ def dense_hessian(
     """The full Hessian ∇²L(θ) (P × P, in the model's dtype) of the mean loss over ``data``,
     by forward-over-reverse automatic differentiation (``torch.func.hessian``), or row by row by
     plain double backward where torch.func cannot go (train-mode BatchNorm, random operations,
-    modules without batching rules such as RNNs)."""
+    modules without batching rules such as RNNs, ``nn.MultiheadAttention`` — where torch 2.13's
+    ``torch.func.hessian`` is off by ~2% and not symmetric while double backward agrees with finite
+    differences —, operations without forward-mode AD). A Hessian that is not symmetric (a
+    parametrization such as weight_norm, whose double backward is wrong) is refused in one line."""
     with probe_call(model, loss_fn, data, mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn) as s:
         fm = FlatModel(s.model, output_fn)
         theta = fm.flat()
@@ -34,12 +39,22 @@ def dense_hessian(
                 with seeded(seed, b):
                     return fm.loss(t, loss_fn, batch)
 
-            total += weight * (_rowwise_hessian if rowwise else hessian)(f)(theta)
+            try:
+                total += weight * (_rowwise_hessian if rowwise else hessian)(f)(theta)
+            except NotImplementedError:  # no forward-mode AD for an operation
+                rowwise = True
+                total += weight * _rowwise_hessian(f)(theta)
+        asym = float((total - total.T).abs().max())
+        if asym > 1e4 * torch.finfo(total.dtype).eps * max(float(total.abs().max()), 1e-300):
+            raise InputError(
+                f"model: the Hessian is not symmetric (relative asymmetry {asym / float(total.abs().max()):.2g}): "
+                f"{_asymmetry_cause(s.model)}; its second derivatives are wrong"
+            )
     return total
 
 
 def _has_rnn(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
+    return any(isinstance(m, (torch.nn.RNNBase, torch.nn.MultiheadAttention)) for m in model.modules())
 
 
 def _has_train_mode_batchnorm(model: torch.nn.Module) -> bool:
