@@ -84,7 +84,7 @@ def test_train_mode_batchnorm_hessian_matches_finite_differences_and_keeps_buffe
     x = torch.randn(8, 3, generator=g, dtype=torch.float64)
     y = torch.randn(8, 1, generator=g, dtype=torch.float64)
     stats = [b.clone() for b in m.buffers()]
-    H = dense_hessian(m, mse, (x, y))
+    H = dense_hessian(m, mse, (x, y), mode="train")
     Hfd = fd_hessian(m, mse, x, y)
     assert torch.allclose(H, Hfd, rtol=0, atol=1e-7 * Hfd.abs().max())
     assert all(torch.equal(a, b) for a, b in zip(stats, m.buffers()))

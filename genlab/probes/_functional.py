@@ -6,39 +6,36 @@ function of them (``functional_call``), and the module itself is never modified.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.func import functional_call
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Batch = tuple[torch.Tensor, torch.Tensor]
+from genlab.probes._setup import Data as LoadedData, as_args, first_tensor, load_data, logits
+
+LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
+Batch = tuple[Any, torch.Tensor]
 Data = Batch | Iterable[Batch]
 
 
 def batches(data: Data) -> list[Batch]:
-    """``(inputs, targets)`` or an iterable of such pairs, as a list of pairs."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        return [data]
-    out = list(data)
-    if not out:
-        raise ValueError("data is empty")
-    return out
+    """Any accepted data layout as a list of ``(inputs, targets)`` pairs (see :func:`load_data`)."""
+    return list(data.batches) if isinstance(data, LoadedData) else load_data(data).batches
 
 
 def iter_batches(data: Data) -> Iterator[Batch]:
-    """Like :func:`batches` but lazy for iterables (memory stays bounded)."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        yield data
-    else:
-        yield from data
+    yield from batches(data)
 
 
 class FlatModel:
-    """The trainable parameters of a module as one flat vector, and the loss as a pure function of it."""
+    """The trainable parameters of a module as one flat vector, and the loss as a pure function of it.
 
-    def __init__(self, model: torch.nn.Module):
+    ``output_fn`` maps the module's output to the tensor the probes use (logits); buffers are
+    copied for every evaluation, so train-mode BatchNorm never updates the module's own."""
+
+    def __init__(self, model: torch.nn.Module, output_fn: Callable | None = None):
         self.model = model
+        self.output_fn = output_fn
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.names = [n for n, _ in named]
         self.shapes = [p.shape for _, p in named]
@@ -59,12 +56,15 @@ class FlatModel:
         parts = torch.split(flat, self.numels)
         return {n: t.reshape(s) for n, t, s in zip(self.names, parts, self.shapes)}
 
-    def forward(self, flat: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def raw(self, flat: torch.Tensor, inputs: Any) -> Any:
         params = {**self.frozen, **self.unflatten(flat)}
-        # buffers are copied per call: train-mode BatchNorm updates its running statistics in
-        # place, which must touch neither the module nor a tensor captured by a torch.func transform
         buffers = {n: b.clone() for n, b in self.buffers.items()}
-        return functional_call(self.model, (params, buffers), (inputs,))
+        return functional_call(self.model, (params, buffers), as_args(inputs))
+
+    def forward(self, flat: torch.Tensor, inputs: Any) -> torch.Tensor:
+        """The model's output (``output_fn`` applied) at parameters ``flat``."""
+        out = self.raw(flat, inputs)
+        return logits(out, self.output_fn) if self.output_fn is not None else out
 
     def loss(self, flat: torch.Tensor, loss_fn: LossFn, batch: Batch) -> torch.Tensor:
         x, y = batch
@@ -73,6 +73,6 @@ class FlatModel:
 
 def chunk_weights(chunks: Sequence[Batch]) -> list[float]:
     """Weights that turn per-chunk mean losses into the mean over all examples."""
-    sizes = [int(x.shape[0]) for x, _ in chunks]
+    sizes = [int(first_tensor(x).shape[0]) for x, _ in chunks]
     total = float(sum(sizes))
     return [s / total for s in sizes]

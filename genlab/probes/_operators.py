@@ -13,21 +13,32 @@ Neural Computation 14(7), eq. 6), never the matrix itself.
 - GGN-vector products: Gv = Jᵀ (∇²_f ℓ (J v)), with J v by forward mode (``torch.func.jvp``),
   the output Hessian product by forward-over-reverse, and Jᵀ by reverse mode.
 
-Mode: the module is evaluated in the train/eval mode it is in (in train mode BatchNorm uses the
-statistics of each chunk). Buffers are cloned before every evaluation, so running statistics that
-the forward pass updates in place never reach the model: its parameters and buffers are unchanged.
+- GGN-vector products fall back to reverse-over-reverse (J v = ∂/∂u [(Jᵀu)·v], a double vjp)
+  when forward-mode AD is not implemented for an operation (e.g. ``mkldnn_rnn_layer`` of a float32
+  LSTM); the result says so in its notes.
+
+Mode: the public probes set the mode (:func:`genlab.probes._setup.probe_call`); the operator
+evaluates the module as it is. Buffers are cloned before every evaluation, so running statistics
+that train-mode BatchNorm updates in place never reach the model. Every evaluation of batch b runs
+under the random draw (seed, b): dropout masks are the same for every product, so the operator is
+one fixed symmetric matrix. The data are held in memory for the call (a DataLoader is read once).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+import warnings
+from typing import Any, Callable, Literal
 
 import torch
-from torch.func import functional_call, grad, jvp, vjp
+from torch.func import grad, jvp, vjp
 
-from genlab.probes._functional import Batch, Data, FlatModel, LossFn, batches, iter_batches
+from genlab.errors import InputError
+from genlab.probes._functional import Batch, FlatModel, LossFn
+from genlab.probes._setup import Data, load_data, probe_call, seeded
 
 Curvature = Literal["hessian", "ggn"]
+Symmetry = Literal["raise", "warn", "off"]
 
 
 class CurvatureOperator:
@@ -38,46 +49,49 @@ class CurvatureOperator:
     at other parameters (used by the gradient flow of :mod:`genlab.probes.gfs`).
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn: LossFn, data: Data, curvature: Curvature = "hessian"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: LossFn,
+        data: Any,
+        curvature: Curvature = "hessian",
+        *,
+        seed: int = 0,
+        output_fn: Callable | None = None,
+        random: bool = True,
+    ):
         if curvature not in ("hessian", "ggn"):
-            raise ValueError(f"curvature must be 'hessian' or 'ggn', got {curvature!r}")
-        self.fm = FlatModel(model)
+            raise InputError(f"curvature: got {curvature!r}; allowed: 'hessian', 'ggn'")
+        self.fm = FlatModel(model, output_fn)
         self.loss_fn = loss_fn
         self.curvature = curvature
+        self.seed = int(seed)
+        self.random = random  # False: no random operations, no need to fix their draw
         self.theta = self.fm.flat()
         self.dtype = self.theta.dtype
         self.device = self.theta.device
         self.size = self.fm.size
         self.matvecs = 0
-        self._single = isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor)
-        # A re-iterable (list, DataLoader) is re-read for every product (memory bounded by one chunk);
-        # a one-shot iterator is materialized once so that repeated products see the same data.
-        if self._single:
-            self._data: Data = [data]
-        elif iter(data) is data:  # type: ignore[arg-type]
-            self._data = batches(data)
-        else:
-            self._data = data
+        self.data: Data = data if isinstance(data, Data) else load_data(data)
+        self.notes: list[str] = []
+        self._forward_ad = True
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _forward(self, flat: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        params = {**self.fm.frozen, **self.fm.unflatten(flat)}
-        buffers = {n: b.clone() for n, b in self.fm.buffers.items()}
-        return functional_call(self.fm.model, (params, buffers), (inputs,))
+    def _forward(self, flat: torch.Tensor, inputs: Any, b: int) -> torch.Tensor:
+        if not self.random:
+            return self.fm.forward(flat, inputs)
+        with seeded(self.seed, b):
+            return self.fm.forward(flat, inputs)
 
-    def _loss(self, flat: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def _loss(self, flat: torch.Tensor, batch: Batch, b: int) -> torch.Tensor:
         x, y = batch
-        return self.loss_fn(self._forward(flat, x), y)
+        return self.loss_fn(self._forward(flat, x, b), y)
 
     def chunks(self):
-        """Yield ``(weight, batch)``: chunk sizes over the total, turning chunk means into the overall mean."""
-        sizes = [int(x.shape[0]) for x, _ in iter_batches(self._data)]
-        if not sizes:
-            raise ValueError("data is empty")
-        total = float(sum(sizes))
-        for s, batch in zip(sizes, iter_batches(self._data)):
-            yield s / total, batch
+        """Yield ``(weight, index, batch)``: chunk sizes over the total turn chunk means into the overall mean."""
+        for b, (w, batch) in enumerate(zip(self.data.weights(), self.data.batches)):
+            yield w, b, batch
 
     # -- products ------------------------------------------------------------------------------
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
@@ -86,29 +100,60 @@ class CurvatureOperator:
         self.matvecs += 1
         if self.curvature == "ggn":
             return self._ggn_vp(v)
-        if self._single:
+        if len(self.data.batches) == 1:
             if self._cached is None:
                 theta = self.theta.clone().requires_grad_(True)
-                g = torch.autograd.grad(self._loss(theta, self._data[0]), theta, create_graph=True)[0]
+                g = torch.autograd.grad(self._loss(theta, self.data.batches[0], 0), theta, create_graph=True)[0]
                 self._cached = (theta, g)
             theta, g = self._cached
+            if not g.requires_grad:  # the loss is linear in θ
+                return torch.zeros_like(v)
             (hv,) = torch.autograd.grad(g, theta, grad_outputs=v, retain_graph=True, allow_unused=True)
             return torch.zeros_like(v) if hv is None else hv.detach()
         out = torch.zeros_like(v)
-        for w, batch in self.chunks():
+        for w, b, batch in self.chunks():
             theta = self.theta.clone().requires_grad_(True)
-            g = torch.autograd.grad(self._loss(theta, batch), theta, create_graph=True)[0]
+            g = torch.autograd.grad(self._loss(theta, batch, b), theta, create_graph=True)[0]
+            if not g.requires_grad:
+                continue
             (hv,) = torch.autograd.grad(g, theta, grad_outputs=v, allow_unused=True)
             if hv is not None:
                 out.add_(hv.detach(), alpha=w)
         return out
 
+    def _jv(self, f: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f(θ), J v): forward mode, or reverse-over-reverse where forward AD is not implemented."""
+        if self._forward_ad:
+            try:
+                return jvp(f, (self.theta,), (v,))
+            except (RuntimeError, NotImplementedError) as err:
+                self._forward_ad = False
+                self.notes.append(f"GGN: forward-mode AD unsupported ({str(err).splitlines()[0][:80]}); J v by reverse-over-reverse")
+        theta = self.theta.clone().requires_grad_(True)
+        out = f(theta)
+        u = torch.zeros_like(out, requires_grad=True)
+        (jtu,) = torch.autograd.grad(out, theta, grad_outputs=u, create_graph=True)
+        (jv,) = torch.autograd.grad(jtu, u, grad_outputs=v)
+        return out.detach(), jv.detach()
+
     def _ggn_vp(self, v: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(v)
-        for w, (x, y) in self.chunks():
-            f = lambda t: self._forward(t, x)  # noqa: E731
-            output, jv = jvp(f, (self.theta,), (v,))
+        for w, b, (x, y) in self.chunks():
+            f = lambda t: self._forward(t, x, b)  # noqa: E731
             loss_of_output = lambda o: self.loss_fn(o, y)  # noqa: E731
+            if self.random:
+                # torch.func transforms draw dropout masks differently from plain autograd: all
+                # products by plain autograd, so that H and G see the same masks
+                theta = self.theta.clone().requires_grad_(True)
+                output = f(theta)
+                u = torch.zeros_like(output, requires_grad=True)
+                (jtu,) = torch.autograd.grad(output, theta, grad_outputs=u, create_graph=True)
+                (jv,) = torch.autograd.grad(jtu, u, grad_outputs=v)
+                _, hjv = jvp(grad(loss_of_output), (output.detach(),), (jv.detach(),))
+                (gv,) = torch.autograd.grad(output, theta, grad_outputs=hjv)
+                out.add_(gv.detach(), alpha=w)
+                continue
+            output, jv = self._jv(f, v)
             _, hjv = jvp(grad(loss_of_output), (output.detach(),), (jv.detach(),))
             _, pullback = vjp(f, self.theta)
             out.add_(pullback(hjv)[0].detach(), alpha=w)
@@ -125,10 +170,10 @@ class CurvatureOperator:
         theta = self.theta if theta is None else theta
         total = 0.0
         gsum = torch.zeros_like(theta)
-        for w, batch in self.chunks():
+        for w, b, batch in self.chunks():
             t = theta.detach().clone().requires_grad_(True)
-            loss = self._loss(t, batch)
-            (g,) = torch.autograd.grad(loss, t, allow_unused=True)
+            loss = self._loss(t, batch, b)
+            (g,) = torch.autograd.grad(loss, t, allow_unused=True) if loss.requires_grad else (None,)
             total += w * float(loss.detach())
             if g is not None:
                 gsum.add_(g, alpha=w)
@@ -142,3 +187,69 @@ class CurvatureOperator:
         new.matvecs = 0
         new._cached = None
         return new
+
+    def check_symmetry(self, policy: Symmetry = "raise") -> float:
+        """|uᵀHv − vᵀHu| / (‖Hu‖‖v‖ + ‖Hv‖‖u‖) on one random pair (from ``seed``); above
+        1e4·eps of the dtype (rounding of two products) the operator is not symmetric: autograd's
+        second derivatives are wrong for some operation (a parametrization such as weight_norm,
+        a custom autograd.Function). ``policy`` raises, warns, or skips (two products)."""
+        if policy == "off":
+            return float("nan")
+        if policy not in ("raise", "warn"):
+            raise InputError(f"symmetry: got {policy!r}; allowed: 'raise', 'warn', 'off'")
+        g = torch.Generator().manual_seed(self.seed + 7)
+        u = torch.randn(self.size, generator=g, dtype=torch.float64).to(self.dtype)
+        v = torch.randn(self.size, generator=g, dtype=torch.float64).to(self.dtype)
+        hu, hv = self.matvec(u), self.matvec(v)
+        self.matvecs -= 2
+        scale = float(hu.norm() * v.norm() + hv.norm() * u.norm())
+        asym = abs(float(torch.dot(u, hv) - torch.dot(v, hu))) / scale if scale > 0 else 0.0
+        if asym > 1e4 * torch.finfo(self.dtype).eps:
+            msg = (
+                f"model: the {self.curvature} operator is not symmetric (relative asymmetry {asym:.2g} on a random pair): "
+                f"{_asymmetry_cause(self.fm.model)}; its second derivatives are wrong, eigenvalues would be too"
+            )
+            if policy == "raise":
+                raise InputError(msg + " (symmetry='warn' to measure anyway)")
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            self.notes.append(msg)
+        return asym
+
+
+def _asymmetry_cause(model: torch.nn.Module) -> str:
+    import torch.nn.utils.parametrize as P
+
+    for name, m in model.named_modules():
+        if P.is_parametrized(m):
+            kinds = {type(p).__name__ for ps in m.parametrizations.values() for p in ps}
+            return f"module '{name}' is parametrized ({', '.join(sorted(kinds))})"
+        for hook in m._forward_pre_hooks.values():
+            if type(hook).__name__ in ("WeightNorm", "SpectralNorm"):
+                return f"module '{name}' uses {type(hook).__name__}"
+    return "an operation with a wrong double backward (a custom autograd.Function?)"
+
+
+@contextlib.contextmanager
+def curvature_call(
+    model: Any,
+    loss_fn: Any,
+    data: Any,
+    curvature: Curvature = "hessian",
+    *,
+    mode: str = "eval",
+    seed: int = 0,
+    output_fn: Callable | None = None,
+    batch_size_fn: Callable | None = None,
+    symmetry: Symmetry = "raise",
+):
+    """The frame of a curvature probe: :func:`probe_call`, the operator, its symmetry checked.
+    Yields ``(op, info)``; ``info`` (a :class:`ProbeInfo`) collects the operator's notes."""
+    if curvature == "ggn" and symmetry not in ("raise", "warn", "off"):
+        raise InputError(f"symmetry: got {symmetry!r}; allowed: 'raise', 'warn', 'off'")
+    with probe_call(model, loss_fn, data, mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn) as s:
+        op = CurvatureOperator(s.model, loss_fn, s.data, curvature, seed=seed, output_fn=output_fn, random=s.random)
+        op.check_symmetry(symmetry)
+        info = s.info(op.dtype, op.device)
+        info.notes.extend(op.notes)
+        op.notes = info.notes  # later notes (GGN fallback) land in the result's info
+        yield op, info

@@ -6,11 +6,17 @@ Talwalkar 2021, arXiv 2103.00065, who compute it by Lanczos on Hessian-vector pr
 
 Conventions of every probe: ``loss_fn(output, target)`` returns the mean loss; ``data`` is
 ``(inputs, targets)`` or an iterable of such pairs, and the curvature is that of the mean loss over
-all of it, accumulated chunk by chunk; computations run in the model's dtype; the model's
-parameters and buffers are unchanged afterwards. Mode: the model is evaluated in its current
-train/eval mode (train-mode BatchNorm uses each chunk's batch statistics; running statistics are
-updated only on copies) — put the model in ``eval()`` first for the curvature of the inference
-function.
+all of it, accumulated chunk by chunk (any layout of :mod:`genlab.probes._setup`: tuple or mapping
+inputs, ``output_fn`` for tuple outputs, DataLoaders read once); computations run in the model's
+dtype; the model is unchanged afterwards (parameters, buffers, modes, ``.grad``, hooks).
+
+Mode (argument ``mode``): ``"eval"`` (default) — the curvature of the inference function;
+``"train"`` — of the training loss: dropout masks drawn once from ``seed`` per batch and held
+fixed for every Hessian-vector product of the call (one fixed matrix, on which Lanczos converges),
+BatchNorm on each batch's statistics (running statistics updated only on copies); ``"as-is"`` —
+the modules' own flags. Attention runs on the math kernel (twice differentiable). Each call checks
+the operator's symmetry on a random pair (``symmetry="raise"``/``"warn"``/``"off"``).
+Results carry ``info`` (:class:`~genlab.probes._setup.ProbeInfo`: mode, dtype, device, examples).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.errors import InputError
 from genlab.probes._functional import Data, LossFn
-from genlab.probes._operators import Curvature, CurvatureOperator
+from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
+from genlab.probes._setup import ProbeInfo, take
 from genlab.probes.lanczos import WHICH, Which, _wanted, lanczos
 
 
@@ -41,6 +49,7 @@ class EigenResult:
     converged: bool
     eigenvectors: torch.Tensor | None = None
     ritz_vector: torch.Tensor | None = field(default=None, repr=False)  # top vector, for warm starts
+    info: ProbeInfo | None = None
 
     @property
     def top(self) -> float:
@@ -56,11 +65,11 @@ class EigenResult:
 
 def _check_common(k: int, tol: float, max_iter: int | None) -> None:
     if not (isinstance(k, int) and k >= 1):
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        raise InputError(f"k: got {k!r}; must be an integer >= 1")
     if not (tol > 0):
-        raise ValueError(f"tol must be > 0, got {tol!r}")
+        raise InputError(f"tol: got {tol!r}; must be > 0")
     if max_iter is not None and max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
+        raise InputError(f"max_iter: got {max_iter!r}; must be >= 1")
 
 
 def operator_eigenvalues(
@@ -76,7 +85,7 @@ def operator_eigenvalues(
     """:func:`hessian_eigenvalues` on an existing operator (see there)."""
     _check_common(k, tol, max_iter)
     if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+        raise InputError(f"which: got {which!r}; allowed: {WHICH}")
     n = op.size
     max_iter = min(n, max_iter if max_iter is not None else max(20 * k, 100))
     if v0 is None:
@@ -121,6 +130,11 @@ def hessian_eigenvalues(
     return_eigenvectors: bool = False,
     seed: int = 0,
     v0: torch.Tensor | None = None,
+    *,
+    mode: str = "eval",
+    output_fn: Any = None,
+    batch_size_fn: Any = None,
+    symmetry: Symmetry = "raise",
 ) -> EigenResult:
     """The ``k`` extreme eigenvalues of ∇²L(θ) (``curvature="ggn"``: of the Gauss-Newton matrix)
     by Lanczos with full reorthogonalization.
@@ -135,10 +149,16 @@ def hessian_eigenvalues(
         seed / v0: the random start vector (Gaussian, from ``seed``) or a given one (a warm start,
             e.g. the previous ``ritz_vector``).
 
+        mode, output_fn, batch_size_fn, symmetry: see the module docstring.
+
     A single start vector finds one copy of a repeated eigenvalue. Returns :class:`EigenResult`.
     """
-    op = CurvatureOperator(model, loss_fn, data, curvature)
-    return operator_eigenvalues(op, k, which, tol, max_iter, return_eigenvectors, seed, v0)
+    _check_common(k, tol, max_iter)
+    with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
+                        batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
+        r = operator_eigenvalues(op, k, which, tol, max_iter, return_eigenvectors, seed, v0)
+    r.info = info
+    return r
 
 
 def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, data: Data, **kwargs: Any) -> float:
@@ -157,6 +177,7 @@ class BatchSharpness:
     full_batch: float
     hvps: int
     batches: list[list[int]]  # the example indices of each minibatch
+    info: ProbeInfo | None = None
 
     def scalars(self) -> dict[str, float]:
         return {
@@ -170,13 +191,18 @@ class BatchSharpness:
 def batch_sharpness(
     model: torch.nn.Module,
     loss_fn: LossFn,
-    data: tuple[torch.Tensor, torch.Tensor],
+    data: Data,
     batch_size: int,
     num_batches: int = 10,
     tol: float = 1e-5,
     max_iter: int | None = None,
     curvature: Curvature = "hessian",
     seed: int = 0,
+    *,
+    mode: str = "eval",
+    output_fn: Any = None,
+    batch_size_fn: Any = None,
+    symmetry: Symmetry = "raise",
 ) -> BatchSharpness:
     """E_B[λ_max(∇²L_B(θ))] over ``num_batches`` minibatches B of ``batch_size`` examples drawn
     without replacement (from ``seed``), beside λ_max(∇²L(θ)) of the full batch.
@@ -184,25 +210,30 @@ def batch_sharpness(
     By convexity of λ_max, E_B λ_max(H_B) ≥ λ_max(E_B H_B) = λ_max(H): minibatch sharpness is at
     least the full-batch one (the quantity that SGD's stability is about: Wu, Ma & E 2018,
     "How SGD selects the global minima in over-parameterized learning", NeurIPS; Jastrzębski et al.
-    2020, arXiv 2002.09572). Same conventions and mode as :func:`hessian_eigenvalues`.
+    2020, arXiv 2002.09572). Same conventions and mode as :func:`hessian_eigenvalues`; all of
+    ``data`` is pooled first (the minibatches are drawn from every example).
     """
-    x, y = data
-    n = int(x.shape[0])
-    if not (1 <= batch_size <= n):
-        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
     if num_batches < 1:
-        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
-    g = torch.Generator().manual_seed(int(seed))
-    values: list[float] = []
-    drawn: list[list[int]] = []
-    hvps = 0
-    for b in range(num_batches):
-        idx = torch.randperm(n, generator=g)[:batch_size]
-        drawn.append(idx.tolist())
-        r = hessian_eigenvalues(model, loss_fn, (x[idx], y[idx]), 1, "largest", tol, max_iter, curvature, seed=seed + b)
-        values.append(r.top)
-        hvps += r.hvps
-    full = hessian_eigenvalues(model, loss_fn, (x, y), 1, "largest", tol, max_iter, curvature, seed=seed)
+        raise InputError(f"num_batches: got {num_batches}; must be >= 1")
+    with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
+                        batch_size_fn=batch_size_fn, symmetry=symmetry) as (full_op, info):
+        n = full_op.data.n
+        if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
+            raise InputError(f"batch_size: got {batch_size!r}; must be an integer in [1, {n}] (the number of examples)")
+        x, y = full_op.data.whole()
+        g = torch.Generator().manual_seed(int(seed))
+        values: list[float] = []
+        drawn: list[list[int]] = []
+        hvps = 0
+        for b in range(num_batches):
+            idx = torch.randperm(n, generator=g)[:batch_size]
+            drawn.append(idx.tolist())
+            op = CurvatureOperator(full_op.fm.model, loss_fn, (take(x, idx), take(y, idx)), curvature, seed=seed + b,
+                                   output_fn=output_fn, random=full_op.random)
+            r = operator_eigenvalues(op, 1, "largest", tol, max_iter, seed=seed + b)
+            values.append(r.top)
+            hvps += r.hvps
+        full = operator_eigenvalues(full_op, 1, "largest", tol, max_iter, seed=seed)
     arr = np.asarray(values)
     se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
-    return BatchSharpness(batch_size, float(arr.mean()), se, values, full.top, hvps + full.hvps, drawn)
+    return BatchSharpness(batch_size, float(arr.mean()), se, values, full.top, hvps + full.hvps, drawn, info)

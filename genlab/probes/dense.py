@@ -1,8 +1,9 @@
 """Exact dense Hessians for small models — the reference every curvature probe is tested against,
 and the sharpness measurement of the small experiments (a 301-parameter network: a few ms).
 
-Mode: the module is evaluated in whatever train/eval mode it is in (train-mode BatchNorm uses the
-batch statistics of each chunk); buffers are read, never updated.
+Mode: ``mode="eval"`` (default), ``"train"`` (train-mode BatchNorm uses the batch statistics of
+each chunk; dropout masks drawn from ``seed``, the same for every evaluation) or ``"as-is"``;
+buffers are read, never updated. Same data layouts as every probe (:mod:`genlab.probes._setup`).
 """
 
 from __future__ import annotations
@@ -10,20 +11,50 @@ from __future__ import annotations
 import torch
 from torch.func import hessian
 
-from genlab.probes._functional import Data, FlatModel, LossFn, batches, chunk_weights
+from genlab.probes._functional import Data, FlatModel, LossFn
+from genlab.errors import InputError
+from genlab.probes._operators import _asymmetry_cause
+from genlab.probes._setup import probe_call, seeded
 
 
-def dense_hessian(model: torch.nn.Module, loss_fn: LossFn, data: Data) -> torch.Tensor:
+def dense_hessian(
+    model: torch.nn.Module, loss_fn: LossFn, data: Data, *, mode: str = "eval", seed: int = 0, output_fn=None,
+    batch_size_fn=None,
+) -> torch.Tensor:
     """The full Hessian ∇²L(θ) (P × P, in the model's dtype) of the mean loss over ``data``,
-    by forward-over-reverse automatic differentiation (``torch.func.hessian``)."""
-    fm = FlatModel(model)
-    theta = fm.flat()
-    chunks = batches(data)
-    total = torch.zeros(fm.size, fm.size, dtype=theta.dtype)
-    exact = _rowwise_hessian if _has_train_mode_batchnorm(model) else hessian
-    for weight, batch in zip(chunk_weights(chunks), chunks):
-        total += weight * exact(lambda t: fm.loss(t, loss_fn, batch))(theta)
+    by forward-over-reverse automatic differentiation (``torch.func.hessian``), or row by row by
+    plain double backward where torch.func cannot go (train-mode BatchNorm, random operations,
+    modules without batching rules such as RNNs, ``nn.MultiheadAttention`` — where torch 2.13's
+    ``torch.func.hessian`` is off by ~2% and not symmetric while double backward agrees with finite
+    differences —, operations without forward-mode AD). A Hessian that is not symmetric (a
+    parametrization such as weight_norm, whose double backward is wrong) is refused in one line."""
+    with probe_call(model, loss_fn, data, mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn) as s:
+        fm = FlatModel(s.model, output_fn)
+        theta = fm.flat()
+        total = torch.zeros(fm.size, fm.size, dtype=theta.dtype)
+        rowwise = s.random or _has_train_mode_batchnorm(s.model) or _has_rnn(s.model)
+        for b, (weight, batch) in enumerate(zip(s.data.weights(), s.data.batches)):
+
+            def f(t: torch.Tensor, batch=batch, b=b) -> torch.Tensor:
+                with seeded(seed, b):
+                    return fm.loss(t, loss_fn, batch)
+
+            try:
+                total += weight * (_rowwise_hessian if rowwise else hessian)(f)(theta)
+            except NotImplementedError:  # no forward-mode AD for an operation
+                rowwise = True
+                total += weight * _rowwise_hessian(f)(theta)
+        asym = float((total - total.T).abs().max())
+        if asym > 1e4 * torch.finfo(total.dtype).eps * max(float(total.abs().max()), 1e-300):
+            raise InputError(
+                f"model: the Hessian is not symmetric (relative asymmetry {asym / float(total.abs().max()):.2g}): "
+                f"{_asymmetry_cause(s.model)}; its second derivatives are wrong"
+            )
     return total
+
+
+def _has_rnn(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, (torch.nn.RNNBase, torch.nn.MultiheadAttention)) for m in model.modules())
 
 
 def _has_train_mode_batchnorm(model: torch.nn.Module) -> bool:
@@ -50,11 +81,11 @@ def _rowwise_hessian(f):
     return h
 
 
-def dense_eigenvalues(model: torch.nn.Module, loss_fn: LossFn, data: Data) -> torch.Tensor:
-    """All Hessian eigenvalues, descending."""
-    return torch.linalg.eigvalsh(dense_hessian(model, loss_fn, data)).flip(0)
+def dense_eigenvalues(model: torch.nn.Module, loss_fn: LossFn, data: Data, **kwargs) -> torch.Tensor:
+    """All Hessian eigenvalues, descending (keywords as :func:`dense_hessian`)."""
+    return torch.linalg.eigvalsh(dense_hessian(model, loss_fn, data, **kwargs)).flip(0)
 
 
-def dense_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, data: Data) -> float:
+def dense_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, data: Data, **kwargs) -> float:
     """λ_max(∇²L(θ)): the sharpness (Cohen et al. 2021; Mulayoff et al. 2021)."""
-    return float(dense_eigenvalues(model, loss_fn, data)[0])
+    return float(dense_eigenvalues(model, loss_fn, data, **kwargs)[0])

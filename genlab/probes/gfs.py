@@ -26,8 +26,13 @@ from dataclasses import dataclass
 
 import torch
 
+import time
+import warnings
+
+from genlab.errors import InputError
 from genlab.probes._functional import Data, LossFn
-from genlab.probes._operators import CurvatureOperator
+from genlab.probes._operators import Symmetry, curvature_call
+from genlab.probes._setup import ProbeInfo
 from genlab.probes.curvature import operator_eigenvalues
 
 
@@ -45,6 +50,8 @@ class GFSResult:
     hvps: int
     gradients: int
     theta: torch.Tensor
+    budget_hit: str | None = None  # "steps" or "seconds" when a budget stopped the flow
+    info: ProbeInfo | None = None
 
     def scalars(self) -> dict[str, float]:
         return {
@@ -53,6 +60,7 @@ class GFSResult:
             "gfs_grad_norm": self.grad_norm,
             "gfs_steps": float(self.steps),
             "gfs_converged": float(self.converged),
+            "gfs_budget_hit": float(self.budget_hit is not None),
         }
 
 
@@ -84,6 +92,12 @@ def gfs_sharpness(
     reestimate_every: int = 5,
     eig_tol: float = 1e-8,
     seed: int = 0,
+    *,
+    max_seconds: float | None = None,
+    mode: str = "eval",
+    output_fn=None,
+    batch_size_fn=None,
+    symmetry: Symmetry = "raise",
 ) -> GFSResult:
     """φ(θ) = λ_max(∇²L(S_GF(θ))) (Kreisler et al. 2023, Definition 3.1): integrate gradient flow
     from the model's parameters until ‖∇L‖ ≤ ``grad_tol`` — or, with ``loss_tol``, until L ≤ loss_tol
@@ -97,16 +111,57 @@ def gfs_sharpness(
     step_factor/λ (default 2.5, inside its stability interval [−3.3, 0] on the real axis): small
     steps where the flow bends, steps near the stability limit in the final linear phase, where a
     fixed fraction of 1/λ would crawl along the flat directions.
-    Returns :class:`GFSResult` (``converged`` False if the step budget ran out first)."""
+    Budgets: ``max_steps`` accepted steps and, optionally, ``max_seconds`` of wall-clock time;
+    ``budget_hit`` says which one stopped the flow (``converged`` is then False).
+
+    Losses without a finite minimum: when the loss keeps falling towards 0 as the outputs are
+    scaled up (cross-entropy on data the model already separates), gradient flow has no limit —
+    θ grows for ever and "the sharpness at the limit" is 0 in the limit — so without ``loss_tol``
+    the call is refused in one line; with ``loss_tol`` the flow stops at that loss (Cohen et al.'s
+    criterion) and a warning says the end point is set by ``loss_tol``.
+    Mode, layouts and the symmetry check as in :mod:`genlab.probes.curvature`.
+    Returns :class:`GFSResult`."""
     if method not in ("rk4", "dopri5"):
         raise ValueError(f"method must be 'rk4' or 'dopri5', got {method!r}")
     if step_factor is None:
         step_factor = 0.2 if method == "rk4" else 2.5
     if grad_tol <= 0 or max_steps < 1 or not max_step > 0 or not step_factor > 0 or reestimate_every < 1 or not rtol > 0:
-        raise ValueError(
-            "need grad_tol > 0, max_steps >= 1, max_step > 0, step_factor > 0, rtol > 0, reestimate_every >= 1"
+        raise InputError(
+            "gfs_sharpness: need grad_tol > 0, max_steps >= 1, max_step > 0, step_factor > 0, rtol > 0, reestimate_every >= 1"
         )
-    op = CurvatureOperator(model, loss_fn, data, "hessian")
+    if max_seconds is not None and not max_seconds > 0:
+        raise InputError(f"max_seconds: got {max_seconds!r}; must be > 0 or None")
+    with curvature_call(model, loss_fn, data, "hessian", mode=mode, seed=seed, output_fn=output_fn,
+                        batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
+        if _no_finite_minimum(op, loss_fn):
+            msg = ("loss_fn: has no finite minimum on these data (it falls towards 0 as the outputs are scaled up, "
+                   "e.g. cross-entropy on separated data), so gradient flow has no limit")
+            if loss_tol is None:
+                raise InputError(msg + "; pass loss_tol to stop the flow at a loss level")
+            warnings.warn(msg + f"; the flow stops at loss_tol={loss_tol}", RuntimeWarning, stacklevel=2)
+            info.notes.append(msg + f"; stopped at loss_tol={loss_tol}")
+        r = _flow(op, grad_tol, max_steps, loss_tol, method, max_step, step_factor, rtol, reestimate_every, eig_tol,
+                  seed, max_seconds)
+    r.info = info
+    return r
+
+
+def _no_finite_minimum(op, loss_fn) -> bool:
+    """Whether the loss keeps falling towards 0 along c·f(x) for c = 1, 2, 4, …, 2¹⁰ on every batch."""
+    with torch.no_grad():
+        for _, b, (x, y) in op.chunks():
+            out = op._forward(op.theta, x, b)
+            losses = [float(loss_fn(out * (2.0**j), y)) for j in range(11)]
+            falling = all(b_ < a for a, b_ in zip(losses, losses[1:]))
+            if not (falling and losses[-1] < 1e-3 * losses[0]):
+                return False
+    return True
+
+
+def _flow(op, grad_tol, max_steps, loss_tol, method, max_step, step_factor, rtol, reestimate_every, eig_tol, seed,
+          max_seconds) -> GFSResult:
+    start = time.monotonic()
+    out_of_time = False
     theta = op.theta.clone()
     hvps = 0
     grads = 0
@@ -136,6 +191,9 @@ def gfs_sharpness(
         return gnorm <= grad_tol or (loss_tol is not None and loss <= loss_tol)
 
     while not done() and steps < max_steps and math.isfinite(loss):
+        if max_seconds is not None and time.monotonic() - start > max_seconds:
+            out_of_time = True
+            break
         if since >= reestimate_every:
             lam = sharp(theta, 1e-3)
             since = 0
@@ -178,4 +236,5 @@ def gfs_sharpness(
         since += 1
         flow_time += h
     lam_end = sharp(theta, eig_tol) if math.isfinite(loss) else float("nan")
-    return GFSResult(lam_end, loss, gnorm, steps, flow_time, done(), hvps, grads, theta)
+    budget = "seconds" if out_of_time else ("steps" if steps >= max_steps and not done() else None)
+    return GFSResult(lam_end, loss, gnorm, steps, flow_time, done(), hvps, grads, theta, budget)

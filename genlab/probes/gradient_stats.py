@@ -1,7 +1,10 @@
 """Statistics of per-example and minibatch gradients: coherence, signal-to-noise, noise tail index.
 
 All per-example quantities come from :func:`genlab.probes.per_example.per_example_stats`
-(no per-example gradient tensors for Linear/Conv layers).
+(no per-example gradient tensors for Linear/Conv layers) and take its keywords (``mode`` —
+default ``"eval"``, train-mode BatchNorm refused —, ``seed``, ``output_fn``, ``batch_size_fn``,
+``indices``). The minibatch-noise probes default to ``mode="train"`` (the noise of the SGD steps
+being taken; BatchNorm on each minibatch's statistics, on copies of the buffers).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.probes._functional import LossFn, Data, batches
+from genlab.errors import InputError
+from genlab.probes._functional import LossFn, Data
+from genlab.probes._setup import ProbeInfo, forward_with_copies, logits, probe_call, seeded, take
 from genlab.probes.per_example import layer_of, per_example_stats
 
 
@@ -27,6 +32,7 @@ class Coherence:
     m: int
     mean_grad_sq_norm: float
     mean_sq_norm: float
+    info: ProbeInfo | None = None
 
 
 def gradient_coherence(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object) -> Coherence:
@@ -50,6 +56,7 @@ def gradient_coherence(model: nn.Module, loss_fn: LossFn, data: Data, **engine: 
         m=st.n,
         mean_grad_sq_norm=mg_sq,
         mean_sq_norm=mean_sq,
+        info=st.info,
     )
 
 
@@ -69,6 +76,7 @@ class GradientSNR:
     per_parameter: dict[str, torch.Tensor]  # name → μ²/σ² (nan where σ = 0)
     layers: dict[str, SNRSummary]
     overall: SNRSummary
+    info: ProbeInfo | None = None
 
 
 def _summary(values: list[torch.Tensor], mu2_sum: float, var_sum: float, zeros: int) -> SNRSummary:
@@ -90,18 +98,27 @@ def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object
     Σ_i (g_i a_iᵀ)² = (g²)ᵀ(a²)). This is the per-coordinate SNR of Liu, Bernstein, Meister & Yue
     2020 ("Understanding why neural networks generalize well through GSNR of parameters",
     arXiv 2001.07384, eq. 2, with the population variance); summarized per layer and overall
-    (mean and median over parameters with σ_j > 0, and the pooled Σμ_j² / Σσ_j²). A variance below
-    1e-12 of the second moment (rounding) counts as zero.
+    (mean and median over parameters with σ_j > 0, and the pooled Σμ_j² / Σσ_j²).
+
+    Rounding counts as zero variance: a variance below max(1e-12, 10·eps) of the entry's second
+    moment (cancellation in E g² − (E g)²), and an entry whose second moment is at rounding level
+    relative to its layer — below (100·eps)² × the layer's largest — i.e. a gradient that is zero
+    in exact arithmetic and nonzero only by rounding (the key bias of ``nn.MultiheadAttention``,
+    which softmax's shift invariance makes exactly gradient-free).
     """
     st = per_example_stats(model, loss_fn, data, second_moment=True, **engine)  # type: ignore[arg-type]
     assert st.second_moment is not None
     per: dict[str, torch.Tensor] = {}
     groups: dict[str, list] = {}
+    layer_max: dict[str, float] = {}
+    for n, sec in st.second_moment.items():
+        layer_max[layer_of(n)] = max(layer_max.get(layer_of(n), 0.0), float(sec.max()) if sec.numel() else 0.0)
     for n, mu in st.mean_grad.items():
         mu2 = mu.pow(2)
         second = st.second_moment[n]
         var = second - mu2
-        ok = var > 1e-12 * second
+        eps = torch.finfo(second.dtype).eps
+        ok = (var > max(1e-12, 10 * eps) * second) & (second > (100 * eps) ** 2 * layer_max[layer_of(n)])
         snr = mu2 / torch.where(ok, var, torch.ones_like(var))
         per[n] = torch.where(ok, snr, torch.full_like(snr, float("nan")))
         g = groups.setdefault(layer_of(n), [[], 0.0, 0.0, 0])
@@ -116,7 +133,7 @@ def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object
         sum(g[2] for g in groups.values()),
         sum(g[3] for g in groups.values()),
     )
-    return GradientSNR(per_parameter=per, layers=layers, overall=overall)
+    return GradientSNR(per_parameter=per, layers=layers, overall=overall, info=st.info)
 
 
 def _largest_divisor_at_most_sqrt(n: int) -> int:
@@ -155,33 +172,46 @@ def tail_index(samples: np.ndarray | torch.Tensor) -> float:
 
 
 def minibatch_gradient_noise(
-    model: nn.Module, loss_fn: LossFn, data: tuple[torch.Tensor, torch.Tensor], batch_size: int, seed: int = 0
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    batch_size: int,
+    seed: int = 0,
+    *,
+    mode: str = "train",
+    output_fn=None,
+    batch_size_fn=None,
 ) -> torch.Tensor:
     """Minibatch gradients minus the full gradient, one row per minibatch of a shuffled pass (L × P).
 
-    The pass uses ⌊N/b⌋ disjoint minibatches of size b (a remainder is dropped); the full gradient is
-    the mean loss's gradient over the examples used (= the mean of the minibatch gradients)."""
-    x, y = data
-    n = x.shape[0]
-    if not 1 <= batch_size <= n // 2:
-        raise ValueError(f"batch_size must be in [1, {n // 2}] (at least two minibatches), got {batch_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    params = [p for p in model.parameters() if p.requires_grad]
-    rows = []
-    for i in range(0, n - batch_size + 1, batch_size):
-        idx = perm[i : i + batch_size]
-        with torch.enable_grad():
-            loss = loss_fn(model(x[idx]), y[idx])
-            gs = torch.autograd.grad(loss, params, allow_unused=True)
-        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, gs)]))
+    The pass (shuffled from ``seed``) over all of ``data`` uses ⌊N/b⌋ disjoint minibatches of size
+    b (a remainder is dropped); the full gradient is the mean loss's gradient over the examples used
+    (= the mean of the minibatch gradients). ``mode="train"`` (default): BatchNorm on each
+    minibatch's statistics (copies of the buffers), minibatch k's dropout drawn from (seed, k)."""
+    with probe_call(model, loss_fn, data, mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn) as s:
+        m = s.model
+        n = s.data.n
+        if not (isinstance(batch_size, int) and 1 <= batch_size <= n // 2):
+            raise InputError(f"batch_size: got {batch_size!r}; must be in [1, {n // 2}] (at least two minibatches of the {n} examples)")
+        x, y = s.data.whole()
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        params = [p for p in m.parameters() if p.requires_grad]
+        rows = []
+        for k, i in enumerate(range(0, n - batch_size + 1, batch_size)):
+            idx = perm[i : i + batch_size]
+            with torch.enable_grad(), seeded(seed, k):
+                out = forward_with_copies(m, take(x, idx))
+                loss = loss_fn(logits(out, output_fn) if output_fn is not None else out, y[idx])
+                gs = torch.autograd.grad(loss, params, allow_unused=True)
+            rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, gs)]))
     noise = torch.stack(rows)
     return noise - noise.mean(0, keepdim=True)
 
 
 def gradient_noise_tail_index(
-    model: nn.Module, loss_fn: LossFn, data: tuple[torch.Tensor, torch.Tensor], batch_size: int, seed: int = 0
+    model: nn.Module, loss_fn: LossFn, data: Data, batch_size: int, seed: int = 0, **kwargs: object
 ) -> float:
     """Tail index of stochastic gradient noise, every coordinate of every minibatch a sample
-    (Simsekli, Sagun & Gurbuzbalaban 2019, Sec. 4: "we treat each coordinate as an i.i.d. sample")."""
-    data = batches(data)[0] if not isinstance(data, tuple) else data
-    return tail_index(minibatch_gradient_noise(model, loss_fn, data, batch_size, seed))
+    (Simsekli, Sagun & Gurbuzbalaban 2019, Sec. 4: "we treat each coordinate as an i.i.d. sample"),
+    over all of ``data`` (keywords of :func:`minibatch_gradient_noise`)."""
+    return tail_index(minibatch_gradient_noise(model, loss_fn, data, batch_size, seed, **kwargs))  # type: ignore[arg-type]

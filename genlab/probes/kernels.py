@@ -10,8 +10,10 @@
 - :func:`relative_weight_change` — ‖θ − θ0‖ / ‖θ0‖, the laziness measure of Chizat, Oyallon & Bach
   2019 ("On lazy training in differentiable programming", arXiv 1812.07956, §1–2).
 
-The model is seen as a pure function of its trainable parameters (:class:`FlatModel`); it is
-evaluated in its current train/eval mode and never modified.
+The model is seen as a pure function of its trainable parameters (:class:`FlatModel`) and never
+modified. :func:`empirical_ntk` takes ``mode`` (default ``"eval"``): the NTK is a kernel between
+examples, so train-mode BatchNorm (which couples the examples of a chunk, making Θ depend on the
+memory setting) is refused; train-mode dropout draws example i's masks from (``seed``, i).
 """
 
 from __future__ import annotations
@@ -22,37 +24,68 @@ import numpy as np
 import torch
 from torch.func import jacrev
 
+from genlab.errors import InputError
 from genlab.probes._functional import FlatModel
+from genlab.probes._setup import first_tensor, is_tensor_tree, probe_call, seeded, take
 
 ArrayLike = torch.Tensor | np.ndarray
 
 __all__ = ["empirical_ntk", "kernel_distance", "kernel_alignment", "relative_weight_change"]
 
 
-def _jacobian(fm: FlatModel, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """J of shape (m, c, P): derivative of each of the c outputs at each of the m inputs."""
+def _jacobian(fm: FlatModel, theta: torch.Tensor, x, m: int, random: bool = False, seed: int = 0,
+              start: int = 0) -> torch.Tensor:
+    """J of shape (m, c, P): derivative of each of the c outputs at each of the m inputs (with
+    random operations, example i's draw from (seed, start + i), one example at a time)."""
 
-    def f(t: torch.Tensor) -> torch.Tensor:
-        out = fm.forward(t, x)
-        return out.reshape(x.shape[0], -1)
+    def f(t: torch.Tensor, xx=x, k: int = m) -> torch.Tensor:
+        return fm.forward(t, xx).reshape(k, -1)
 
-    return jacrev(f)(theta)
+    if not random:
+        return jacrev(f)(theta)
+    rows = []
+    for i in range(m):
+        with seeded(seed, start + i):
+            rows.append(jacrev(lambda t: f(t, take(x, i), 1))(theta))
+    return torch.cat(rows)
+
+
+def _inputs(x, name: str):
+    """Inputs of any layout (a DataLoader or (inputs, targets) data: its inputs, targets ignored)."""
+    if isinstance(x, torch.utils.data.DataLoader) or (isinstance(x, list) and x and isinstance(x[0], tuple)):
+        from genlab.probes._setup import load_data
+
+        return load_data(x).whole()[0]
+    if not is_tensor_tree(x):
+        raise InputError(f"{name}: got {type(x).__name__}; inputs are a tensor, a tuple/list or mapping of tensors, or a DataLoader")
+    return x
 
 
 def empirical_ntk(
     model: torch.nn.Module,
-    x1: torch.Tensor,
-    x2: torch.Tensor | None = None,
+    x1,
+    x2=None,
     *,
     outputs: Literal["trace", "full"] = "trace",
     max_elements: int = 2**24,
+    mode: str = "eval",
+    seed: int = 0,
+    output_fn=None,
+    batch_size_fn=None,
 ) -> torch.Tensor:
     """The empirical NTK Θ(x1_a, x2_b) = Σ_p ∂f(x1_a)/∂θ_p · ∂f(x2_b)/∂θ_p at the current θ.
 
     Jacot et al. 2018 (arXiv 1806.07572), §4: Θ = Σ_p ∂_θp F ⊗ ∂_θp F.
 
+    Signature: ``(model, x1, x2)`` rather than the probes' ``(model, loss_fn, data)`` because
+    the NTK is a kernel of the model's outputs between two sets of inputs — no loss, no targets.
+
     Args:
-        x1, x2: inputs (first axis indexes examples); ``x2=None`` means ``x2 = x1``.
+        x1, x2: inputs of any layout (tensor, tuple/list or mapping of tensors; first axis indexes
+            examples, or ``batch_size_fn``), or a DataLoader / list of (inputs, targets) pairs whose
+            inputs are used; ``x2=None`` means ``x2 = x1``.
+        output_fn: maps the model's output (a tuple, a mapping) to the tensor of outputs.
+        mode, seed: see the module docstring.
         outputs: for a model with c > 1 outputs, ``"full"`` returns the (n1, n2, c, c) kernel
             Θ_{ab,kl} = ⟨∂f_k(x1_a)/∂θ, ∂f_l(x2_b)/∂θ⟩, ``"trace"`` its trace Σ_k Θ_{ab,kk}
             (shape (n1, n2)). A scalar-output model (outputs (n,) or (n, 1)) gives (n1, n2) either way.
@@ -62,18 +95,26 @@ def empirical_ntk(
     Returns a tensor in the model's dtype.
     """
     if outputs not in ("trace", "full"):
-        raise ValueError(f"outputs must be 'trace' or 'full', got {outputs!r}")
-    if max_elements < 1:
-        raise ValueError(f"max_elements must be >= 1, got {max_elements}")
-    fm = FlatModel(model)
-    theta = fm.flat()
+        raise InputError(f"outputs: got {outputs!r}; allowed: 'trace', 'full'")
+    if not (isinstance(max_elements, int) and max_elements >= 1):
+        raise InputError(f"max_elements: got {max_elements!r}; must be an integer >= 1")
+    x1 = _inputs(x1, "x1")
     symmetric = x2 is None
-    x2 = x1 if x2 is None else x2
-    with torch.no_grad():
-        c = int(fm.forward(theta, x1[:1]).reshape(1, -1).shape[1])
+    x2 = x1 if x2 is None else _inputs(x2, "x2")
+    size = batch_size_fn if batch_size_fn is not None else (lambda x: int(first_tensor(x).shape[0]))
+    n1, n2 = int(size(x1)), int(size(x2))
+    dummy = torch.zeros(n1)
+    with probe_call(model, None, (x1, dummy), mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn,
+                    per_example="empirical_ntk", need_loss=False) as s:
+        return _ntk(FlatModel(s.model, output_fn), x1, x2, n1, n2, symmetric, outputs, max_elements, s.random, seed)
+
+
+def _ntk(fm, x1, x2, n1, n2, symmetric, outputs, max_elements, random, seed) -> torch.Tensor:
+    theta = fm.flat()
+    with torch.no_grad(), seeded(seed, 0):
+        c = int(fm.forward(theta, take(x1, 0)).reshape(1, -1).shape[1])
     scalar = c == 1
     per_example = c * fm.size
-    n1, n2 = int(x1.shape[0]), int(x2.shape[0])
     # All Jacobian blocks are kept when they fit in the budget; otherwise two blocks of `chunk`
     # examples live at once and the column blocks are recomputed for every row block.
     cache_all = (n1 + (0 if symmetric else n2)) * per_example <= max_elements
@@ -85,13 +126,15 @@ def empirical_ntk(
     def block2(j: int) -> torch.Tensor:
         if j in blocks2:
             return blocks2[j]
-        jac = _jacobian(fm, theta, x2[j : j + chunk])
+        xs = take(x2, slice(j, j + chunk))
+        jac = _jacobian(fm, theta, xs, min(chunk, n2 - j), random, seed, (0 if symmetric else 1 << 40) + j)
         if cache_all:
             blocks2[j] = jac
         return jac
 
     for i in range(0, n1, chunk):
-        ja = blocks2[i] if (symmetric and i in blocks2) else _jacobian(fm, theta, x1[i : i + chunk])
+        ja = blocks2[i] if (symmetric and i in blocks2) else _jacobian(
+            fm, theta, take(x1, slice(i, i + chunk)), min(chunk, n1 - i), random, seed, i)
         if symmetric and cache_all:
             blocks2[i] = ja
         for j in range(0, n2, chunk):

@@ -16,13 +16,23 @@ arXiv 1912.10985):
   wanted, the per-example weight gradients of that one layer are formed instead, in
   memory-bounded chunks (exact either way).
 
-Any other parameterized module (LayerNorm, custom layers, a module called twice) is handled by a
-chunked ``torch.func.vmap`` of per-example gradients restricted to that module's parameters.
+Any other parameterized module (LayerNorm, GroupNorm, Embedding, grouped convolutions,
+MultiheadAttention, custom layers, a module called twice, parameters shared or tied by identity)
+is handled by a chunked ``torch.func.vmap`` of per-example gradients restricted to that module's
+parameters; where vmap cannot go (``nn.GRU``/``nn.LSTM``/``nn.RNN`` kernels, any operation without
+a batching rule) by a loop over examples, one batch of one at a time.
 
 Conventions: the per-example loss is ``loss_fn`` on a batch of one; ``loss_fn`` returns the mean
 over the batch, so the output-gradients of the batch loss are ``1/B`` times the per-example ones
-(undone here). The model must treat examples independently (no batch norm in training mode).
-The model is never modified: hooks are removed before returning and no ``.grad`` is written.
+(undone here). Inputs/outputs/data of any layout of :mod:`genlab.probes._setup`.
+
+Mode (argument ``mode``, default ``"eval"``): per-example gradients need examples that do not
+interact, so train-mode BatchNorm (batch statistics) is refused before any forward pass. In
+``"train"`` mode with dropout, example i's masks are drawn from (``seed``, i) — i its position in
+the data — once per call, and every quantity (norms, mean gradient, loss) is that of those masks
+(computed by the loop over examples, which draws them the same way for every parameter).
+The model is never modified: hooks are removed before returning, no ``.grad`` is written,
+buffers are updated only on copies.
 """
 
 from __future__ import annotations
@@ -34,8 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
+from torch.utils._pytree import tree_map
 
-from genlab.probes._functional import Data, LossFn, iter_batches
+from genlab.errors import InputError
+from genlab.probes._functional import Data, LossFn
+from genlab.probes._setup import ProbeInfo, as_args, forward_with_copies, logits, probe_call, seeded, take
 
 Method = Literal["auto", "gram", "materialize"]
 
@@ -55,7 +68,9 @@ class PerExampleStats:
         mean_grad: (1/N) Σ_i g_i per parameter (the gradient of the mean loss).
         second_moment: (1/N) Σ_i g_i ⊙ g_i per parameter (elementwise), if requested.
         gram: the N×N matrix ⟨g_i, g_j⟩, if requested (one batch only).
-        fallback: names of the parameters computed by the vmap fallback.
+        fallback: names of the parameters computed by the vmap fallback or the loop.
+        indices: the dataset index of each example, when the data carries them.
+        info: mode, dtype, device, number of examples and notes.
     """
 
     n: int
@@ -66,6 +81,8 @@ class PerExampleStats:
     second_moment: dict[str, torch.Tensor] | None = None
     gram: torch.Tensor | None = None
     fallback: list[str] = field(default_factory=list)
+    indices: torch.Tensor | None = None
+    info: ProbeInfo | None = None
 
     def mean_grad_flat(self) -> torch.Tensor:
         return torch.cat([g.reshape(-1) for g in self.mean_grad.values()])
@@ -199,10 +216,11 @@ def _layer_stats(
 def _fallback_stats(
     model: nn.Module,
     loss_fn: LossFn,
-    x: torch.Tensor,
+    x,
     y: torch.Tensor,
     names: list[str],
     *,
+    output_fn,
     want_gram: bool,
     want_second: bool,
     budget: int,
@@ -213,34 +231,92 @@ def _fallback_stats(
     fixed = {n: p for n, p in all_params.items() if n not in names}
     chosen = {n: all_params[n] for n in names}
 
-    def one_loss(params: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-        out = functional_call(model, ({**fixed, **params}, buffers), (xi.unsqueeze(0),))
-        return loss_fn(out, yi.unsqueeze(0))
+    def one_loss(params: dict[str, torch.Tensor], xi, yi: torch.Tensor) -> torch.Tensor:
+        xi = tree_map(lambda t: t.unsqueeze(0), xi)
+        out = functional_call(model, ({**fixed, **params}, buffers), as_args(xi))
+        return loss_fn(_out(out, output_fn), yi.unsqueeze(0))
 
     per_example = vmap(grad(one_loss), in_dims=(None, 0, 0))
-    B = x.shape[0]
+    B = int(y.shape[0])
     size = sum(p.numel() for p in chosen.values())
-    res: dict[str, dict[str, list | torch.Tensor]] = {n: {"sq": [], "flat": [], "second": 0.0} for n in names}
+    acc = _Accumulator(names, {n: p.shape for n, p in chosen.items()}, want_gram, want_second)
     # with a Gram matrix requested, all of the batch's fallback gradients are kept (small batches)
     for s in _chunks(B, size, budget if not want_gram else max(budget, B * size)):
-        grads = per_example(chosen, x[s], y[s])
-        for n in names:
+        acc.add(per_example(chosen, take(x, s), y[s]))
+    return acc.result()
+
+
+def _out(out, output_fn):
+    return logits(out, output_fn) if output_fn is not None else out
+
+
+class _Accumulator:
+    """Per-example squared norms, Σ g_i² and the Gram blocks of chunks of per-example gradients."""
+
+    def __init__(self, names: list[str], shapes: dict, want_gram: bool, want_second: bool):
+        self.names, self.shapes, self.want_gram, self.want_second = names, shapes, want_gram, want_second
+        self.res: dict[str, dict] = {n: {"sq": [], "flat": [], "second": 0.0} for n in names}
+
+    def add(self, grads: dict[str, torch.Tensor]) -> None:
+        for n in self.names:
             gi = grads[n].reshape(grads[n].shape[0], -1)
-            res[n]["sq"].append(gi.pow(2).sum(1))
-            if want_second:
-                res[n]["second"] = res[n]["second"] + gi.pow(2).sum(0).reshape(chosen[n].shape)
-            if want_gram:
-                res[n]["flat"].append(gi)
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for n in names:
-        entry = {"sq": torch.cat(res[n]["sq"])}
-        if want_second:
-            entry["second"] = res[n]["second"]
-        if want_gram:
-            f = torch.cat(res[n]["flat"])
-            entry["gram"] = f @ f.T
-        out[n] = entry
-    return out
+            self.res[n]["sq"].append(gi.pow(2).sum(1))
+            if self.want_second:
+                self.res[n]["second"] = self.res[n]["second"] + gi.pow(2).sum(0).reshape(self.shapes[n])
+            if self.want_gram:
+                self.res[n]["flat"].append(gi)
+
+    def result(self) -> dict[str, dict[str, torch.Tensor]]:
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for n in self.names:
+            entry = {"sq": torch.cat(self.res[n]["sq"])}
+            if self.want_second:
+                entry["second"] = self.res[n]["second"]
+            if self.want_gram:
+                f = torch.cat(self.res[n]["flat"])
+                entry["gram"] = f @ f.T
+            out[n] = entry
+        return out
+
+
+def _loop_stats(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x,
+    y: torch.Tensor,
+    names: list[str],
+    *,
+    output_fn,
+    want_gram: bool,
+    want_second: bool,
+    seed: int,
+    offset: int,
+    random: bool,
+) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-example gradients of ``names`` by a loop over batches of one (RNN kernels and other
+    operations vmap cannot batch; random operations: example i's draw from (seed, offset + i)).
+    Also returns the per-example losses and the mean gradient of ``names``."""
+    params = dict(model.named_parameters())
+    chosen = [params[n] for n in names]
+    acc = _Accumulator(names, {n: params[n].shape for n in names}, want_gram, want_second)
+    losses = []
+    total = {n: torch.zeros_like(params[n]) for n in names}
+    B = int(y.shape[0])
+    for i in range(B):
+        with torch.enable_grad():
+            if random:
+                with seeded(seed, offset + i):
+                    out = forward_with_copies(model, take(x, i))
+            else:
+                out = forward_with_copies(model, take(x, i))
+            loss = loss_fn(_out(out, output_fn), y[i : i + 1])
+            gs = torch.autograd.grad(loss, chosen, allow_unused=True)
+        gd = {n: (torch.zeros_like(p) if g is None else g.detach()) for n, p, g in zip(names, chosen, gs)}
+        for n in names:
+            total[n] += gd[n]
+        acc.add({n: g.unsqueeze(0) for n, g in gd.items()})
+        losses.append(loss.detach())
+    return acc.result(), torch.stack(losses), {n: t / B for n, t in total.items()}
 
 
 def _consistent(
@@ -276,32 +352,59 @@ def _consistent(
 # the engine
 
 
+def _owners(model: nn.Module) -> tuple[dict[str, tuple[str, nn.Module, str]], set[str]]:
+    """Trainable parameter name (as ``named_parameters`` spells it) → (module name, module, local
+    name), resolved by identity; and the names of parameters held by more than one module (tied)."""
+    canonical = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    holders: dict[str, list[tuple[str, nn.Module, str]]] = {}
+    for mname, mod in model.named_modules(remove_duplicate=False):
+        for pname, p in mod.named_parameters(recurse=False, remove_duplicate=False):
+            if id(p) in canonical:
+                holders.setdefault(canonical[id(p)], []).append((mname, mod, pname))
+    owner = {n: h[0] for n, h in holders.items()}
+    shared = {n for n, h in holders.items() if len({id(m) for _, m, _ in h}) > 1 or len(h) > 1}
+    return owner, shared
+
+
+def _needs_loop(mod: nn.Module) -> bool:
+    """Modules whose kernels vmap cannot batch (per-example gradients by a loop)."""
+    return isinstance(mod, nn.RNNBase)
+
+
 def _batch_stats(
     model: nn.Module,
     loss_fn: LossFn,
-    x: torch.Tensor,
+    x,
     y: torch.Tensor,
     *,
+    output_fn,
     want_gram: bool,
     want_second: bool,
     method: Method,
     budget: int,
     force_fallback: set[str],
+    loop_all: bool,
+    seed: int,
+    offset: int,
 ):
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     names = [n for n, _ in named]
-    owner: dict[str, tuple[str, nn.Module, str]] = {}
-    for mname, mod in model.named_modules():
-        for pname, p in mod.named_parameters(recurse=False):
-            full = f"{mname}.{pname}" if mname else pname
-            if p.requires_grad:
-                owner[full] = (mname, mod, pname)
+    B = int(y.shape[0])
+    if loop_all:  # random operations: every parameter through the loop, one draw per example
+        fb, losses, mean_grad = _loop_stats(model, loss_fn, x, y, names, output_fn=output_fn, want_gram=want_gram,
+                                            want_second=want_second, seed=seed, offset=offset, random=True)
+        gram = sum(fb[n]["gram"] for n in names) if want_gram else None
+        second = {n: fb[n]["second"] for n in names} if want_second else None
+        return float(losses.mean()), {n: fb[n]["sq"] for n in names}, mean_grad, second, gram, list(names)
+    owner, shared = _owners(model)
     fast: dict[str, tuple[nn.Module, str]] = {}
     for mname, mod in model.named_modules():
         kind = _fast_kind(mod)
         if kind is None or mname in force_fallback:
             continue
         pnames = [n for n, (m, _, _) in owner.items() if m == mname]
+        if any(n in shared or n != (f"{mname}.{owner[n][2]}" if mname else owner[n][2]) for n in pnames):
+            continue
         roles = {owner[n][2] for n in pnames}
         if "weight" in roles and roles <= {"weight", "bias"}:
             fast[mname] = (mod, kind)
@@ -319,7 +422,7 @@ def _batch_stats(
     handles = [mod.register_forward_hook(make_hook(m)) for m, (mod, _) in fast.items()]
     try:
         with torch.enable_grad():
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(_out(forward_with_copies(model, x), output_fn), y)
             grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     finally:
         for h in handles:
@@ -329,7 +432,6 @@ def _batch_stats(
     # modules called more than once go to the fallback; so do modules whose parameters are also
     # used outside their own forward (tied weights): found by checking Σ_i g_i from (A, G)
     # against the autograd gradient along a random direction
-    B = x.shape[0]
     reused = {m for m, c in captured.items() if len(c["a"]) != 1 or len(c["g"]) > 1}
     positions: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
     probe = torch.Generator().manual_seed(0)
@@ -383,9 +485,19 @@ def _batch_stats(
             if want_gram:
                 gram += st["bias_gram"]
     if fallback_names:
-        fb = _fallback_stats(
-            model, loss_fn, x, y, fallback_names, want_gram=want_gram, want_second=want_second, budget=budget
-        )
+        loop = {n for n in fallback_names if _needs_loop(owner[n][1])}
+        fb: dict[str, dict[str, torch.Tensor]] = {}
+        vm = [n for n in fallback_names if n not in loop]
+        if vm:
+            try:
+                fb.update(_fallback_stats(model, loss_fn, x, y, vm, output_fn=output_fn, want_gram=want_gram,
+                                          want_second=want_second, budget=budget))
+            except (RuntimeError, NotImplementedError):  # an operation without a batching rule
+                loop |= set(vm)
+        if loop:
+            ln = [n for n in fallback_names if n in loop]
+            fb.update(_loop_stats(model, loss_fn, x, y, ln, output_fn=output_fn, want_gram=want_gram,
+                                  want_second=want_second, seed=seed, offset=offset, random=False)[0])
         for n, entry in fb.items():
             param_sq[n] = entry["sq"]
             if want_second:
@@ -407,56 +519,59 @@ def per_example_stats(
     method: Method = "auto",
     chunk_elements: int = CHUNK_ELEMENTS,
     force_fallback: tuple[str, ...] = (),
+    mode: str = "eval",
+    seed: int = 0,
+    output_fn=None,
+    batch_size_fn=None,
+    indices=None,
 ) -> PerExampleStats:
-    """Per-example gradient statistics over ``data`` (one batch or an iterable of batches).
+    """Per-example gradient statistics over ``data`` (any layout; a DataLoader is read once).
 
     Args:
-        gram: also return the Gram matrix ⟨g_i, g_j⟩ (``data`` must be one batch; memory O(N²·T²)
-            for sequence/conv layers under the Gram trick).
+        gram: also return the Gram matrix ⟨g_i, g_j⟩ (memory O(N²), and O(N²·T²) for
+            sequence/conv layers under the Gram trick).
         second_moment: also return (1/N) Σ_i g_i ⊙ g_i per parameter (for signal-to-noise ratios).
         method: for layers applied at T > 1 positions: ``gram`` (Gram trick), ``materialize``
             (per-example weight gradients of one layer, chunked) or ``auto`` (the one with fewer
             operations: the Gram trick when T·(d_in + d_out) < d_in·d_out and no second moments).
         chunk_elements: bound on the elements of any chunk of per-example intermediates.
         force_fallback: module names to compute with the vmap fallback (testing, or opting out).
+        mode, seed: see the module docstring (train-mode BatchNorm is refused; dropout masks from seed).
+        output_fn, batch_size_fn, indices: data layouts (:mod:`genlab.probes._setup`).
     """
     if method not in ("auto", "gram", "materialize"):
-        raise ValueError(f"method must be 'auto', 'gram' or 'materialize', got {method!r}")
-    n_total = 0
-    loss_sum = 0.0
-    sq_parts: dict[str, list[torch.Tensor]] = {}
-    grad_sum: dict[str, torch.Tensor] = {}
-    second_sum: dict[str, torch.Tensor] | None = {} if second_moment else None
-    gram_out = None
-    fallback: list[str] = []
-    for i, (x, y) in enumerate(iter_batches(data)):
-        if gram and i > 0:
-            raise ValueError("gram=True needs data as a single (inputs, targets) batch")
-        B = int(x.shape[0])
-        loss, psq, mg, sec, gm, fb = _batch_stats(
-            model,
-            loss_fn,
-            x,
-            y,
-            want_gram=gram,
-            want_second=second_moment,
-            method=method,
-            budget=int(chunk_elements),
-            force_fallback=set(force_fallback),
-        )
-        fallback = fb
-        n_total += B
-        loss_sum += loss * B
-        for n, v in psq.items():
-            sq_parts.setdefault(n, []).append(v)
-        for n, g in mg.items():
-            grad_sum[n] = grad_sum[n] + g * B if n in grad_sum else g * B
-        if second_sum is not None and sec is not None:
-            for n, s in sec.items():
-                second_sum[n] = second_sum[n] + s if n in second_sum else s
-        gram_out = gm
-    if n_total == 0:
-        raise ValueError("data is empty")
+        raise InputError(f"method: got {method!r}; allowed: 'auto', 'gram', 'materialize'")
+    with probe_call(model, loss_fn, data, mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn,
+                    indices=indices, per_example="per_example_stats") as setup:
+        m = setup.model
+        data_ = setup.data
+        if gram and len(data_.batches) > 1:
+            data_.batches, data_.sizes = [data_.whole()], [data_.n]
+        n_total = 0
+        loss_sum = 0.0
+        sq_parts: dict[str, list[torch.Tensor]] = {}
+        grad_sum: dict[str, torch.Tensor] = {}
+        second_sum: dict[str, torch.Tensor] | None = {} if second_moment else None
+        gram_out = None
+        fallback: list[str] = []
+        for (x, y), B in zip(data_.batches, data_.sizes):
+            loss, psq, mg, sec, gm, fb = _batch_stats(
+                m, loss_fn, x, y, output_fn=output_fn, want_gram=gram, want_second=second_moment, method=method,
+                budget=int(chunk_elements), force_fallback=set(force_fallback), loop_all=setup.random, seed=seed,
+                offset=n_total,
+            )
+            fallback = fb
+            n_total += B
+            loss_sum += loss * B
+            for n, v in psq.items():
+                sq_parts.setdefault(n, []).append(v)
+            for n, g in mg.items():
+                grad_sum[n] = grad_sum[n] + g * B if n in grad_sum else g * B
+            if second_sum is not None and sec is not None:
+                for n, s_ in sec.items():
+                    second_sum[n] = second_sum[n] + s_ if n in second_sum else s_
+            gram_out = gm
+        info = setup.info()
     param_sq = {n: torch.cat(v) for n, v in sq_parts.items()}
     sq_norms = torch.stack(list(param_sq.values())).sum(0)
     return PerExampleStats(
@@ -468,6 +583,8 @@ def per_example_stats(
         second_moment=None if second_sum is None else {n: s / n_total for n, s in second_sum.items()},
         gram=gram_out,
         fallback=fallback,
+        indices=data_.indices,
+        info=info,
     )
 
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from genlab.probes._functional import Data, LossFn
-from genlab.probes._operators import Curvature, CurvatureOperator
+from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
+from genlab.probes._setup import ProbeInfo
 from genlab.probes.lanczos import lanczos
 
 
@@ -57,6 +58,7 @@ class SpectrumResult:
     hvps: int
     size: int
     extra: dict = field(default_factory=dict)
+    info: ProbeInfo | None = None
 
     def moment(self, j: int) -> float:
         """(1/n_v) Σ_l Σ_i τ_i θ_i^j: an unbiased estimate of tr(H^j)/N (exact in expectation for
@@ -162,12 +164,21 @@ def hessian_spectrum(
     outlier_gap: float = 0.1,
     curvature: Curvature = "hessian",
     seed: int = 0,
+    *,
+    mode: str = "eval",
+    output_fn=None,
+    batch_size_fn=None,
+    symmetry: Symmetry = "raise",
 ) -> SpectrumResult:
     """Spectral density of ∇²L(θ) by SLQ: ``num_probes`` Gaussian start vectors, ``lanczos_steps``
     Lanczos steps each (full reorthogonalization), Gaussian broadening of width ``sigma``
     (default 1% of the spectral range seen), on a grid of ``grid_size`` points; isolated
     eigenvalues (converged Ritz values, residual ≤ outlier_tol × distance to the next Ritz value, lying more than
-    outlier_gap × the bulk's width beyond the range of the unconverged Ritz values) listed as ``outliers``. Cost: num_probes × lanczos_steps products. Returns :class:`SpectrumResult`.
+    outlier_gap × the bulk's width beyond the range of the unconverged Ritz values) listed as ``outliers``. Cost: num_probes × lanczos_steps products. Mode, layouts and the symmetry check as in
+    :mod:`genlab.probes.curvature`. Returns :class:`SpectrumResult`.
     """
-    op = CurvatureOperator(model, loss_fn, data, curvature)
-    return operator_spectrum(op, num_probes, lanczos_steps, sigma, grid_size, outlier_tol, outlier_gap, seed)
+    with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
+                        batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
+        r = operator_spectrum(op, num_probes, lanczos_steps, sigma, grid_size, outlier_tol, outlier_gap, seed)
+    r.info = info
+    return r

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from genlab.probes._functional import Data, LossFn
-from genlab.probes._operators import Curvature, CurvatureOperator
+from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
+from genlab.probes._setup import ProbeInfo
 
 Method = Literal["hutch++", "hutchinson"]
 
@@ -38,6 +39,7 @@ class TraceResult:
     method: str
     samples: list[float]  # the Hutchinson terms (of the deflated matrix for Hutch++)
     low_rank_part: float = 0.0  # tr(QᵀHQ) for Hutch++
+    info: ProbeInfo | None = None
 
     def scalars(self) -> dict[str, float]:
         return {"trace": self.estimate, "trace_se": self.stderr, "hvps": float(self.hvps)}
@@ -99,13 +101,22 @@ def hessian_trace(
     target_stderr: float | None = None,
     curvature: Curvature = "hessian",
     seed: int = 0,
+    *,
+    mode: str = "eval",
+    output_fn=None,
+    batch_size_fn=None,
+    symmetry: Symmetry = "raise",
 ) -> TraceResult:
     """tr(∇²L(θ)) (``curvature="ggn"``: of the Gauss-Newton matrix) with ``num_matvecs`` products.
 
     ``method="hutch++"`` (default; Meyer et al. 2021, Algorithm 1) splits the budget in thirds
     (sketch, exact low-rank part, Hutchinson on the rest); ``"hutchinson"`` uses Rademacher probes
     and, with ``target_stderr``, stops as soon as its standard error is below it (at least
-    ``min_samples`` = 10 probes, at most ``num_matvecs``). Returns :class:`TraceResult`.
+    ``min_samples`` = 10 probes, at most ``num_matvecs``). Mode, layouts and the symmetry check
+    as in :mod:`genlab.probes.curvature`. Returns :class:`TraceResult`.
     """
-    op = CurvatureOperator(model, loss_fn, data, curvature)
-    return operator_trace(op, method, num_matvecs, target_stderr, seed=seed)
+    with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
+                        batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
+        r = operator_trace(op, method, num_matvecs, target_stderr, seed=seed)
+    r.info = info
+    return r
