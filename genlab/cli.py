@@ -140,7 +140,7 @@ def list_cmd(name: str | None) -> None:
 
 @cli.command("run")
 @click.argument("name")
-@preset_options("the quick preset (seconds; see `genlab list` for what each experiment measured)",
+@preset_options("the quick preset (5–25 s of CPU per experiment, measured on a 2-core AMD EPYC VM)",
                 "the full preset (the paper's scale where feasible; minutes to hours)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override one config value (repeatable)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML file of config values")
