@@ -41,7 +41,7 @@ def _fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.6g}"
 
 
-@click.command("metrics")
+@click.command("metrics", short_help="Print, export (CSV/JSON) or plot a run's metric series.")
 @click.argument("run_id", metavar="RUN", type=int)
 @click.argument("names", metavar="[NAME]...", nargs=-1)
 @click.option("--csv", "as_csv", is_flag=True, help="print long-format CSV: run,step,name,value")
@@ -118,7 +118,7 @@ def _plot(data: dict, run_id: int, path: Path) -> None:
     plt.close(fig)
 
 
-@click.command("diff")
+@click.command("diff", short_help="Compare two runs: config, claim outcomes, final metrics.")
 @click.argument("a", metavar="A", type=int)
 @click.argument("b", metavar="B", type=int)
 @click.option("--all", "all_metrics", is_flag=True, help="list every shared final metric, not only the changed ones")

@@ -73,3 +73,25 @@ def test_theme_pages_are_generated_from_the_registry(tmp_path):
         text = pages[0].read_text(encoding="utf-8")
         for name in theme.experiments:
             assert f"## `{name}`" in text
+
+
+def test_the_sql_of_the_store_page_runs_and_answers(tmp_path):
+    """Each SQL block of docs/store.md runs on a real store and gives what its text says."""
+    import sqlite3
+
+    from genlab.store import Store, Verdict
+
+    s = Store(tmp_path)
+    a = s.create_run("exp-a", {}, "h1", 0)
+    s.log_metrics(a, [(0, "train/loss", 2.0), (5, "train/loss", 0.5), (5, "acc", 0.9)])
+    s.add_checks(a, [Verdict("c1", "", "", "", True), Verdict("c2", "", "", "", False),
+                     Verdict("p", "", "", "", True, kind="precondition")])
+    s.finish_run(a, "finished")
+    b = s.create_run("exp-b", {}, "h2", 0)
+    s.log_metrics(b, [(0, "loss", 1.0)])
+    s.finish_run(b, "failed", error="x")
+    blocks = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "store.md").read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 2
+    db = sqlite3.connect(tmp_path / "genlab.sqlite")
+    assert db.execute(blocks[0]).fetchall() == [(a, "exp-a", "train/loss", 0.5)]  # last loss of finished runs
+    assert db.execute(blocks[1]).fetchall() == [("exp-a", 1, 2)]  # claims only, preconditions left out

@@ -46,7 +46,7 @@ def named_plan(plan: Any, sweep_name: str, home: Path | None) -> Any:
     return dataclasses.replace(plan, sweep=sweep_name)
 
 
-@click.command("sweep")
+@click.command("sweep", short_help="Run an experiment over a grid of configs (resumable).")
 @click.argument("name")
 @click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,…|KEY=A:B", help="a swept key (repeatable); A:B is A, …, B−1")
 @preset_options("the quick preset at every point", "the full preset at every point")
@@ -116,13 +116,14 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
         sys.exit(1)
 
 
-@click.command("sweep-report")
+@click.command("sweep-report", short_help="Write a sweep's HTML tables of claims and metrics.")
 @click.argument("sweep")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write (default: HOME/sweep-SWEEP.html)")
 @_home_option
 def sweep_report_cmd(sweep: str, out_path: Path | None, home: Path | None) -> None:
-    """Write one HTML page for SWEEP: every metric and check against each swept key, mean and 95% interval over seeds."""
+    """Write one HTML page for SWEEP: a claims table and a metrics table with a row per grid cell (intervals over
+    seeds: min–max below 5 seeds, a 95% bootstrap from 5), links to the runs, each metric against each swept key."""
     from genlab.cli import out
     from genlab.sweep.driver import known_sweeps
     from genlab.sweep.report import write_sweep_report

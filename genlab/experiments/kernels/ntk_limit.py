@@ -167,7 +167,7 @@ class NTKLimit(Experiment):
         widths, gaps, _ = self._by_width(result)
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
         ax1.loglog(widths, gaps, "o-", label="measured")
-        ax1.loglog(widths, gaps[0] * (np.array(widths) / widths[0]) ** -0.5, "k--", lw=1, label="∝ width^(−1/2)")
+        ax1.loglog(widths, gaps[0] * (np.array(widths) / widths[0]) ** -0.5, "k--", lw=1, label=r"$\propto \mathrm{width}^{-1/2}$")
         ax1.set_xlabel("width")
         ax1.set_ylabel("‖f_net − f_NTK‖/‖f_NTK‖ (test)")
         ax1.legend(fontsize=7)

@@ -164,7 +164,7 @@ class UltraSlowDiffusion(Experiment):
         if fit:
             tt = t[t >= config.fit_from]
             ax.plot(tt, fit["log_a"] + fit["log_b"] * np.log(tt), label=f"a + b·log t (R² {fit['log_r2']:.3f})")
-            ax.plot(tt, fit["pow_a"] * tt ** fit["pow_c"], ls="--", label=f"a·t^c, c={fit['pow_c']:.2f} (R² {fit['pow_r2']:.3f})")
+            ax.plot(tt, fit["pow_a"] * tt ** fit["pow_c"], ls="--", label=rf"$a\,t^c$, c={fit['pow_c']:.2f} (R² {fit['pow_r2']:.3f})")
         ax.set_xscale("log")
         ax.set_xlabel("SGD step t")
         ax.set_ylabel("distance from initialization")

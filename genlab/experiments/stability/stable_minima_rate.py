@@ -265,7 +265,7 @@ class StableMinimaRate(Experiment):
         ax.plot(ns, gm, "o-", color="tab:blue", label=f"geometric mean over seeds (slope {result['slope']:.2f})")
         if ns:
             ref = gm[0] * (np.asarray(ns, dtype=float) / ns[0]) ** PREDICTED_SLOPE
-            ax.plot(ns, ref, "k--", lw=1, label="n^(−4/5)")
+            ax.plot(ns, ref, "k--", lw=1, label=r"$n^{-4/5}$")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("n")
