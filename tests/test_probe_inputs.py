@@ -257,3 +257,67 @@ def test_snr_rounding_level_entries_are_zero_variance() -> None:
     key_bias = r.per_parameter["mha.in_proj_bias"][4:8]
     assert torch.isnan(key_bias).all()
     assert not torch.isnan(r.per_parameter["mha.in_proj_bias"][8:]).any()  # value bias: real signal
+
+
+def test_data_beyond_the_memory_limit_is_refused(monkeypatch) -> None:
+    import genlab.probes._setup as setup
+
+    model, (x, y) = mlp(), data()
+    monkeypatch.setattr(setup, "MAX_DATA_BYTES", 100)
+    with pytest.raises(InputError) as e:
+        P.hessian_trace(model, ce, [(x[:6], y[:6]), (x[6:], y[6:])], num_matvecs=9)
+    one_line(e, "data", "bytes")
+
+
+def _loop_grads(model, loss_fn, x, y):
+    ps = [p for p in model.parameters() if p.requires_grad]
+    return torch.stack([
+        torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_fn(model(x[i : i + 1]), y[i : i + 1]), ps)])
+        for i in range(len(y))
+    ])
+
+
+class GroupedNet(nn.Module):
+    """Grouped and depthwise convolutions, GroupNorm, an embedding of a token: all off the fast path."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 4, 3, padding=1, groups=2)
+        self.gn = nn.GroupNorm(2, 4)
+        self.dw = nn.Conv2d(4, 4, 3, groups=4, padding="same")
+        self.emb = nn.Embedding(5, 4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        img, tok = x[:, :2], x[:, 2, 0, 0].long()
+        h = torch.tanh(self.dw(torch.tanh(self.gn(self.c1(img))))).mean((2, 3))
+        return self.head(h + self.emb(tok))
+
+
+@pytest.mark.parametrize("kind", ["grouped", "gru32"])
+def test_per_example_engine_on_more_modules_matches_a_loop(kind: str) -> None:
+    """Per-example squared norms and mean gradient against a python loop (float64: 1e-8
+    relative; the float32 GRU runs through the per-example loop fallback: 1e-5, float32 rounding)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    if kind == "grouped":
+        model, rtol = GroupedNet().double(), 1e-8
+        x = torch.randn(7, 3, 5, 5, generator=g, dtype=torch.float64)
+        x[:, 2] = torch.randint(0, 5, (7, 1, 1), generator=g).double()
+    else:
+        c = case("gru", dtype=torch.float32, n=7)
+        model, x, rtol = c.model, c.data[0], 1e-5
+    y = torch.randint(0, 3, (7,), generator=g)
+    G = _loop_grads(model, ce, x, y)
+    st = P.per_example_stats(model, ce, (x, y), gram=True)
+    torch.testing.assert_close(st.sq_norms, G.pow(2).sum(1), rtol=rtol, atol=rtol * float(G.pow(2).sum(1).max()))
+    torch.testing.assert_close(st.gram, G @ G.T, rtol=rtol, atol=rtol * float((G @ G.T).abs().max()))
+
+
+def test_ntk_with_train_mode_dropout_does_not_depend_on_the_memory_setting() -> None:
+    c = case("encoder", n=5)
+    a = P.empirical_ntk(c.model, c.data[0], mode="train", max_elements=10**8)
+    b = P.empirical_ntk(c.model, c.data[0], mode="train", max_elements=50)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    e = P.empirical_ntk(c.model, c.data[0], mode="eval")
+    assert not torch.allclose(a, e)
