@@ -342,7 +342,7 @@ def refuse_batch_coupling(model: nn.Module, what: str) -> None:
     bn = batchnorm_in_train(model)
     if bn:
         raise InputError(
-            f"mode: {what} is per example, but BatchNorm '{bn[0]}' in train mode mixes the examples of a batch "
+            f"mode: {what} need examples that do not interact, but BatchNorm '{bn[0]}' in train mode mixes the examples of a batch "
             "(batch statistics); use mode='eval' (running statistics)"
         )
 
