@@ -33,7 +33,7 @@ def expected(probe: str, model: str, mode: str) -> str:
 
 FAST = [(p, m) for p in sorted(PER_EXAMPLE | {"minibatch_gradient_noise"}) for m in ("resnet", "encoder", "tied", "dict", "lstm", "frozen")
         if (p, m) != ("empirical_ntk", "resnet")] + [
-    ("hessian_eigenvalues", m) for m in ("encoder", "lstm", "tied", "weightnorm")
+    ("hessian_eigenvalues", m) for m in ("encoder", "prelnt", "lstm", "tied", "weightnorm")
 ] + [("ggn_eigenvalues", m) for m in ("lstm", "dict")]
 SLOW = [(p, m) for p in CELLS for m in NAMES if (p, m) not in FAST]
 
