@@ -9,7 +9,10 @@ that, and the peak memory as the growth of the process's peak RSS during the met
 (``resource.getrusage``; the subprocess's setup and plain gradient are already in the base).
 The values of α and of the pooled SNR are reported too, so the methods check each other.
 
-    python benchmarks/per_example.py [--quick] [--markdown benchmarks/per_example.md]
+    python benchmarks/per_example.py [--quick] [--models ...] [--markdown benchmarks/per_example.md]
+
+The ``transformer`` model (LayerNorm + multi-head attention) runs through genlab's vmap fallback
+(its modules have no fast path); BackPACK has no extension for either module.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ MODELS = {
     "mlp": {"batch": 1000},
     "cnn": {"batch": 256},
     "cnn-wide": {"batch": 256},
+    # LayerNorm + multi-head attention (nn.TransformerEncoderLayer): BackPACK supports neither
+    "transformer": {"batch": 128},
 }
 METHODS = ["genlab", "vmap", "backpack"]
 QUANTITIES = ["coherence", "snr"]
@@ -38,7 +43,21 @@ def _build(name: str, batch: int):
     from torch import nn
 
     torch.manual_seed(0)
-    if name == "mlp":
+    if name == "transformer":
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = nn.Linear(16, 64)
+                self.layer = nn.TransformerEncoderLayer(64, 4, dim_feedforward=128, dropout=0.0, batch_first=True)
+                self.head = nn.Linear(64, 10)
+
+            def forward(self, x):
+                return self.head(self.layer(self.embed(x)).mean(1))
+
+        model = Encoder()
+        x = torch.randn(batch, 16, 16)
+    elif name == "mlp":
         model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
         x = torch.randn(batch, 784)
     elif name == "cnn-wide":
@@ -207,6 +226,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="2 repeats")
     ap.add_argument("--markdown", default=None, help="also write the table to this file")
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS), help="models to run")
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "METHOD", "QUANTITY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     repeats = 2 if args.quick else args.repeats
@@ -214,7 +234,7 @@ def main() -> None:
         print(json.dumps(worker(*args.worker, repeats)))
         return
     results = []
-    for model_name in MODELS:
+    for model_name in args.models:
         for quantity in QUANTITIES:
             for method in METHODS:
                 out = subprocess.run(

@@ -31,9 +31,10 @@ def expected(probe: str, model: str, mode: str) -> str:
     return "match"
 
 
-FAST = [(p, m) for p in PER_EXAMPLE | {"minibatch_gradient_noise"} for m in NAMES] + [
-    ("hessian_eigenvalues", m) for m in ("encoder", "prelnt", "lstm", "gru", "tied", "dict", "weightnorm", "resnet")
-] + [("ggn_eigenvalues", m) for m in ("encoder", "lstm", "dict")] + [("dense_hessian", "prelnt")]
+FAST = [(p, m) for p in sorted(PER_EXAMPLE | {"minibatch_gradient_noise"}) for m in ("resnet", "encoder", "tied", "dict", "lstm", "frozen")
+        if (p, m) != ("empirical_ntk", "resnet")] + [
+    ("hessian_eigenvalues", m) for m in ("encoder", "prelnt", "lstm", "tied", "weightnorm")
+] + [("ggn_eigenvalues", m) for m in ("lstm", "dict")]
 SLOW = [(p, m) for p in CELLS for m in NAMES if (p, m) not in FAST]
 
 
@@ -113,8 +114,8 @@ class Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("probe", sorted(set(CELLS) - {"el2n_scores", "empirical_ntk"}))
-@pytest.mark.parametrize("mode", ["eval", "train", "as-is"])
+@pytest.mark.parametrize("probe", sorted(set(CELLS) - {"el2n_scores", "empirical_ntk", "dense_hessian"}))
+@pytest.mark.parametrize("mode", ["train", "as-is"])
 def test_model_unchanged_when_the_probe_raises(probe: str, mode: str, monkeypatch) -> None:
     """A loss that fails on its 6th call (after the checks, inside the measurement)."""
     import _probe_table

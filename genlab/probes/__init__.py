@@ -1,7 +1,8 @@
 """Measurements on any ``torch.nn.Module``: ``(model, loss_fn, data) -> numbers``.
 
-Conventions: ``loss_fn(output, target)`` returns the mean loss; ``data`` is ``(inputs, targets)``
-or an iterable of such pairs; the model is never modified.
+Conventions: ``loss_fn(output, target)`` returns the mean loss; ``data`` is ``(inputs, targets)``,
+an iterable of such pairs or a DataLoader; ``mode`` is ``"eval"``, ``"train"`` or ``"as-is"``; the
+model is never modified. One setup serves every probe: :mod:`genlab.probes._setup`.
 """
 
 from genlab.probes.dense import dense_eigenvalues, dense_hessian, dense_top_eigenvalue
@@ -9,7 +10,8 @@ from genlab.probes.curvature import BatchSharpness, EigenResult, batch_sharpness
 from genlab.probes.gfs import GFSResult, gfs_sharpness
 from genlab.probes.spectrum import SpectrumResult, hessian_spectrum
 from genlab.probes.trace import TraceResult, hessian_trace
-from genlab.probes.data_importance import average_over_seeds, el2n_scores, grand_scores
+from genlab.probes.data_importance import ExampleScores, average_over_seeds, el2n_scores, grand_scores
+from genlab.probes._setup import ProbeInfo
 from genlab.probes.distance import Distance, distance_from_init
 from genlab.probes.gradient_stats import (
     Coherence,
@@ -69,6 +71,8 @@ __all__ = [
     "dense_hessian",
     "dense_eigenvalues",
     "dense_top_eigenvalue",
+    "ExampleScores",
+    "ProbeInfo",
     "Knots",
     "relu1d_knots",
     "slope_total_variation",

@@ -201,9 +201,12 @@ def load_data(
     *,
     batch_size_fn: Callable | None = None,
     indices: Any = None,
-    max_bytes: int = MAX_DATA_BYTES,
+    max_bytes: int | None = None,
 ) -> Data:
-    """``data`` in any accepted layout as a :class:`Data`; one line naming ``data`` if it is not."""
+    """``data`` in any accepted layout as a :class:`Data`; one line naming ``data`` if it is not.
+    At most ``max_bytes`` (default :data:`MAX_DATA_BYTES`) of tensors are kept."""
+    if max_bytes is None:
+        max_bytes = MAX_DATA_BYTES
     if callable(data) and not isinstance(data, (torch.utils.data.DataLoader, nn.Module)) and not hasattr(data, "__iter__"):
         raise InputError(
             f"data: got a function ({getattr(data, '__name__', type(data).__name__)}); the arguments are "
@@ -339,7 +342,7 @@ def refuse_batch_coupling(model: nn.Module, what: str) -> None:
     bn = batchnorm_in_train(model)
     if bn:
         raise InputError(
-            f"mode: {what} is per example, but BatchNorm '{bn[0]}' in train mode mixes the examples of a batch "
+            f"mode: {what} need examples that do not interact, but BatchNorm '{bn[0]}' in train mode mixes the examples of a batch "
             "(batch statistics); use mode='eval' (running statistics)"
         )
 

@@ -158,6 +158,8 @@ def hessian_eigenvalues(
                         batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
         r = operator_eigenvalues(op, k, which, tol, max_iter, return_eigenvectors, seed, v0)
     r.info = info
+    if any("not symmetric" in n for n in info.notes):
+        r.converged = False  # (symmetry="warn") Lanczos' residuals mean nothing for a non-symmetric operator
     return r
 
 

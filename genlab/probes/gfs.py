@@ -152,7 +152,7 @@ def _no_finite_minimum(op, loss_fn) -> bool:
         for _, b, (x, y) in op.chunks():
             out = op._forward(op.theta, x, b)
             losses = [float(loss_fn(out * (2.0**j), y)) for j in range(11)]
-            falling = all(b_ < a for a, b_ in zip(losses, losses[1:]))
+            falling = all(b_ <= a for a, b_ in zip(losses, losses[1:])) and losses[1] < losses[0]
             if not (falling and losses[-1] < 1e-3 * losses[0]):
                 return False
     return True

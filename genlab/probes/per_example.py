@@ -542,7 +542,7 @@ def per_example_stats(
     if method not in ("auto", "gram", "materialize"):
         raise InputError(f"method: got {method!r}; allowed: 'auto', 'gram', 'materialize'")
     with probe_call(model, loss_fn, data, mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn,
-                    indices=indices, per_example="per_example_stats") as setup:
+                    indices=indices, per_example="per-example gradients (per_example_stats, coherence, SNR, GraNd)") as setup:
         m = setup.model
         data_ = setup.data
         if gram and len(data_.batches) > 1:
