@@ -340,3 +340,31 @@ def test_data_diet_regime_and_small_data_claim_can_fail():
     assert not pre[0].passed
     # keeping the hardest examples beats keeping the easiest: Sorscher's small-data claim fails
     assert not _by_claim(exp.checks(cfg, _dd_result(easy=0.20, hard=0.30)), "with scarce data").passed
+
+
+# -- ultra-slow-diffusion ------------------------------------------------------------------------------
+def _usd_result(distance_of_t, loss_of_t):
+    from genlab.experiments.noise_and_data.ultra_slow_diffusion import fit_log_and_power, fit_log_and_sqrt, plateau_window
+
+    exp = get_experiment("ultra-slow-diffusion")
+    cfg = exp.Config()
+    t = np.unique(np.geomspace(1, 6000, 60).astype(int)).astype(float)
+    res = {"step": [0.0] + t.tolist(), "distance": [0.0] + distance_of_t(t).tolist(),
+           "train_loss": [2.3] + loss_of_t(t).tolist(), "status": "budget"}
+    keep = plateau_window(cfg, res)
+    tt, dd = np.asarray(res["step"])[keep], np.asarray(res["distance"])[keep]
+    if keep.sum() >= 3:
+        res["fit"] = {**fit_log_and_power(tt, dd), **fit_log_and_sqrt(tt, dd)}
+    return exp.checks(cfg, res)
+
+
+def test_ultra_slow_diffusion_log_against_random_walk_and_plateau():
+    plateau = lambda t: 2.3 - 0.05 * np.log(t)  # noqa: E731
+    v = _usd_result(lambda t: 3.0 + 4.0 * np.log(t), plateau)
+    assert all(x.passed for x in v if x.kind != "finding")
+    # a random walk (√t) on the same plateau fails the claim
+    assert not _by_claim(_usd_result(lambda t: 0.5 * np.sqrt(t), plateau), "‖w_t").passed
+    # memorization at t ≈ 300 (loss falls below half its start): too short a plateau, not in the regime
+    memorized = lambda t: np.where(t < 300, 2.3 - 0.05 * np.log(t), 0.01)  # noqa: E731
+    pre = [x for x in _usd_result(lambda t: 3.0 + 4.0 * np.log(t), memorized) if x.kind == "precondition"]
+    assert len(pre) == 1 and not pre[0].passed
