@@ -40,7 +40,7 @@ def test_max_margin_direction_converges():
     result, verdicts = run("max-margin", steps=20_000, records=60)
     gd = result["runs"]["GD"]
     assert gd["error"][-1] < 0.5 * gd["error"][len(gd["error"]) // 3]
-    assert len(verdicts) == 6
+    assert len([v for v in verdicts if v.kind == "claim"]) == 6  # plus a finding per optimizer (the w̃ limit)
 
 
 def test_double_descent_peak():

@@ -340,3 +340,53 @@ def test_data_diet_regime_and_small_data_claim_can_fail():
     assert not pre[0].passed
     # keeping the hardest examples beats keeping the easiest: Sorscher's small-data claim fails
     assert not _by_claim(exp.checks(cfg, _dd_result(easy=0.20, hard=0.30)), "with scarce data").passed
+
+
+# -- ultra-slow-diffusion ------------------------------------------------------------------------------
+def _usd_result(distance_of_t, loss_of_t):
+    from genlab.experiments.noise_and_data.ultra_slow_diffusion import fit_log_and_power, fit_log_and_sqrt, plateau_window
+
+    exp = get_experiment("ultra-slow-diffusion")
+    cfg = exp.Config()
+    t = np.unique(np.geomspace(1, 6000, 60).astype(int)).astype(float)
+    res = {"step": [0.0] + t.tolist(), "distance": [0.0] + distance_of_t(t).tolist(),
+           "train_loss": [2.3] + loss_of_t(t).tolist(), "status": "budget"}
+    keep = plateau_window(cfg, res)
+    tt, dd = np.asarray(res["step"])[keep], np.asarray(res["distance"])[keep]
+    if keep.sum() >= 3:
+        res["fit"] = {**fit_log_and_power(tt, dd), **fit_log_and_sqrt(tt, dd)}
+    return exp.checks(cfg, res)
+
+
+def test_ultra_slow_diffusion_log_against_random_walk_and_plateau():
+    plateau = lambda t: 2.3 - 0.05 * np.log(t)  # noqa: E731
+    v = _usd_result(lambda t: 3.0 + 4.0 * np.log(t), plateau)
+    assert all(x.passed for x in v if x.kind != "finding")
+    # a random walk (√t) on the same plateau fails the claim
+    assert not _by_claim(_usd_result(lambda t: 0.5 * np.sqrt(t), plateau), "‖w_t").passed
+    # memorization at t ≈ 300 (loss falls below half its start): too short a plateau, not in the regime
+    memorized = lambda t: np.where(t < 300, 2.3 - 0.05 * np.log(t), 0.01)  # noqa: E731
+    pre = [x for x in _usd_result(lambda t: 3.0 + 4.0 * np.log(t), memorized) if x.kind == "precondition"]
+    assert len(pre) == 1 and not pre[0].passed
+
+
+def test_soudry_w_tilde_matches_the_gd_iterate():
+    """w(t) − ŵ·log t → w̃ on a 2-d problem with two support vectors: the w̃ equation behind the
+    predicted constant against plain GD (the experiment's own loop), far along."""
+    from genlab.experiments.implicit_bias.max_margin import EXPERIMENT as MM, _train
+    from genlab.theory.max_margin import hard_margin_svm
+
+    X = np.array([[1.0, 0.3], [0.4, 1.0], [3.0, 3.5], [-3.0, -2.5]])  # non-support margins 4.8 and 4.1
+    y = np.array([1.0, 1.0, 1.0, -1.0])
+    svm = hard_margin_svm(X, y)
+    Z = X * y[:, None]
+    eta = 1.0 / (np.linalg.norm(X, 2) ** 2 / (4 * len(y)))
+    T = 100_000
+    w = np.asarray(_train(Z, eta, T, np.array([T]), None)["w"])[-1]
+    S = svm.support
+    wt = np.linalg.lstsq(Z[S], -np.log(len(y) * svm.alpha[S] / eta), rcond=None)[0]
+    # ρ(t) → 0 like a power of 1/t here (no non-support point near the margin): 3 % at T = 1e5
+    assert np.linalg.norm(w - svm.w * np.log(T) - wt) < 0.03 * np.linalg.norm(wt)
+    c = MM.predicted_constant({"X": X.tolist(), "y": y.tolist()}, eta)
+    perp = wt - (wt @ svm.w) / (svm.w @ svm.w) * svm.w
+    assert c == pytest.approx(np.linalg.norm(perp) / np.linalg.norm(svm.w))

@@ -234,7 +234,8 @@ class StableMinimaRate(Experiment):
                 predicted="geometric-mean interior MSE strictly decreasing in n",
                 measured="MSE by n: " + ", ".join(
                     f"{n}: {float(np.exp(np.mean(np.log(result['mse_by_n'][str(n)])))):.3g}" for n in ns),
-                tolerance="strict monotonicity",
+                tolerance="strict monotonicity; fragile: passes at 2 of seeds 0–3 with 3 draws per n (seed 3: n = 32 below "
+                "n = 64; README table)",
                 passed=bool(len(ns) >= 2 and all(
                     np.mean(np.log(result["mse_by_n"][str(a)])) > np.mean(np.log(result["mse_by_n"][str(b)]))
                     for a, b in zip(ns, ns[1:]))),
