@@ -167,3 +167,51 @@ def test_lr_batch_scaling_fit_and_checks():
     # intercept far from λ_max(H), SGD's exponent 0.5 and Adam's 1: every fit claim fails
     bad = LRB.checks(cfg, _lrb_result(1.0, 8.0, 1.0, 0.5, 1.0))
     assert [v.passed for v in bad] == [True, False, True, False, False, False]
+
+
+# -- lr-schedules -----------------------------------------------------------------------------------
+from scipy import stats as _stats  # noqa: E402
+
+from genlab.experiments.optimizers.lr_schedules import EXPERIMENT as LRS  # noqa: E402
+from genlab.experiments.optimizers.lr_schedules import logistic_runs, paired_interval  # noqa: E402
+from genlab.train.schedules import cosine, linear_decay  # noqa: E402
+
+
+def test_vectorized_logistic_sgd_matches_an_autograd_loop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,), generator=g)
+    scheds = [cosine(1.0, 30), linear_decay(0.5, 30)]
+    loss, norms = logistic_runs(x, y, scheds, [3, 4], 30, 8)
+    for k, (sch, seed) in enumerate(zip(scheds, [3, 4])):
+        w = torch.zeros(6, 3, dtype=torch.float64, requires_grad=True)
+        xb = torch.cat([x, torch.ones(40, 1, dtype=torch.float64)], 1)
+        gen = torch.Generator().manual_seed(1000 + seed)
+        perm, pos = torch.randperm(40, generator=gen), 0
+        for t in range(30):
+            if pos + 8 > 40:
+                perm, pos = torch.randperm(40, generator=gen), 0
+            idx = perm[pos : pos + 8]
+            pos += 8
+            (gw,) = torch.autograd.grad(torch.nn.functional.cross_entropy(xb[idx] @ w, y[idx]), w)
+            assert float(gw.norm()) == pytest.approx(norms[k, t], rel=1e-10)
+            with torch.no_grad():
+                w -= sch(t) * gw
+        assert float(torch.nn.functional.cross_entropy(xb @ w, y)) == pytest.approx(loss[k], rel=1e-10)
+
+
+def test_paired_interval_against_scipy():
+    a, b = np.array([1.0, 1.2, 0.9, 1.1]), np.array([1.1, 1.25, 1.0, 1.1])
+    iv = paired_interval(a, b)
+    r = a / b - 1
+    lo, hi = _stats.t.interval(0.95, len(r) - 1, loc=r.mean(), scale=_stats.sem(r))
+    assert (iv["low"], iv["high"]) == pytest.approx((lo, hi))
+
+
+def test_lr_schedules_checks_pass_and_fail():
+    cfg = LRS.Config(lr_grid=[1.0, 2.0, 4.0], mlp=False)
+    best = {"cosine": 2.0, "linear": 2.0, "refined": 2.0}
+    good = {"logistic": {"best_lr": best, "final": {"cosine": [1.0, 1.1, 1.2], "linear": [0.9, 1.0, 1.1], "refined": [0.8, 0.9, 1.0]}}}
+    assert all(v.passed for v in LRS.checks(cfg, good))
+    bad = {"logistic": {"best_lr": {**best, "refined": 4.0}, "final": {"cosine": [0.9, 1.0, 1.1], "linear": [1.0, 1.1, 1.2], "refined": [1.1, 1.2, 1.3]}}}
+    assert [v.passed for v in LRS.checks(cfg, bad)] == [False, False, False]
