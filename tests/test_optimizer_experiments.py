@@ -215,3 +215,38 @@ def test_lr_schedules_checks_pass_and_fail():
     assert all(v.passed for v in LRS.checks(cfg, good))
     bad = {"logistic": {"best_lr": {**best, "refined": 4.0}, "final": {"cosine": [0.9, 1.0, 1.1], "linear": [1.0, 1.1, 1.2], "refined": [1.1, 1.2, 1.3]}}}
     assert [v.passed for v in LRS.checks(cfg, bad)] == [False, False, False]
+
+
+# -- sharpness-aware --------------------------------------------------------------------------------
+from genlab.experiments.optimizers.sharpness_aware import EXPERIMENT as SA  # noqa: E402
+from genlab.train.saf import TrajectoryMemory  # noqa: E402
+
+
+def test_saf_trajectory_loss_against_hand_kl():
+    mem = TrajectoryMemory(4, 3, delay_epochs=2, weight=0.3, temperature=5.0)
+    g = torch.Generator().manual_seed(0)
+    old = torch.randn(4, 3, generator=g)
+    idx = torch.tensor([2, 0])
+    assert float(mem.loss(old[idx], idx, epoch=0)) == 0.0  # before epoch Ẽ: no trajectory term
+    mem.loss(old[torch.tensor([1, 3])], torch.tensor([1, 3]), epoch=0)
+    mem.loss(torch.randn(4, 3, generator=g), torch.arange(4), epoch=1)
+    now = torch.randn(2, 3, generator=g)
+    got = float(mem.loss(now, idx, epoch=2))  # compares with epoch 0's outputs of examples 2 and 0
+    p = torch.softmax(old[idx] / 5, -1)
+    q = torch.softmax(now / 5, -1)
+    ref = 0.3 * float((p * (p.log() - q.log())).sum(-1).mean())
+    assert got == pytest.approx(ref, rel=1e-6)
+
+
+def _sa_row(lam, tr, cpu, loss=0.05):
+    return {"seed": 0, "sharpness": lam, "trace": tr, "trace_se": 1.0, "train_loss": loss, "test_acc": 0.5, "cpu_per_step": cpu}
+
+
+def test_sharpness_aware_checks_pass_and_fail():
+    cfg = SA.Config()
+    good = {"arms": {"sgd": [_sa_row(3.0, 50, 1.0)], "sam": [_sa_row(2.0, 30, 2.0)], "saf": [_sa_row(2.2, 35, 1.1)]}}
+    assert all(v.passed for v in SA.checks(cfg, good))
+    bad = {"arms": {"sgd": [_sa_row(3.0, 50, 1.0)], "sam": [_sa_row(4.0, 60, 2.0)], "saf": [_sa_row(3.1, 55, 2.0)]}}
+    assert [v.passed for v in SA.checks(cfg, bad) if v.kind == "claim"] == [False] * 5
+    untrained = {"arms": {k: [_sa_row(3.0, 50, 1.0, loss=1.6)] for k in ("sgd", "sam", "saf")}}
+    assert SA.checks(cfg, untrained)[0].passed is False
