@@ -250,3 +250,29 @@ def test_sharpness_aware_checks_pass_and_fail():
     assert [v.passed for v in SA.checks(cfg, bad) if v.kind == "claim"] == [False] * 5
     untrained = {"arms": {k: [_sa_row(3.0, 50, 1.0, loss=1.6)] for k in ("sgd", "sam", "saf")}}
     assert SA.checks(cfg, untrained)[0].passed is False
+
+
+# -- train-longer -----------------------------------------------------------------------------------
+from genlab.experiments.optimizers.train_longer import EXPERIMENT as TL  # noqa: E402
+from genlab.experiments.optimizers.train_longer import train_regime  # noqa: E402
+from genlab.train.large_batch import Regime as _Regime  # noqa: E402
+
+
+def test_train_regime_counts_updates_and_uses_ghost_batches():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 40, generator=g), torch.randint(0, 10, (64,), generator=g)
+    cfg = TL.Config(width=8)
+    acc, updates = train_regime(cfg, ((x, y), (x, y)), _Regime(3, (2,), 0.05, 16), 4, seed=0)
+    assert updates == 3 * 64 // 16 and 0.0 <= acc <= 1.0
+
+
+def test_train_longer_checks():
+    cfg = TL.Config()
+
+    def res(sb, lb, ad):
+        accs = {"SB": sb, "LB": lb, "LB+√": lb, "LB+√+GBN": lb, "LB+√+GBN+RA": ad}
+        return {"arms": {a: {"acc": [v, v], "updates": [10, 10]} for a, v in accs.items()}}
+
+    assert [v.passed for v in TL.checks(cfg, res(0.8, 0.7, 0.79))] == [True, True, True]
+    assert [v.passed for v in TL.checks(cfg, res(0.8, 0.7, 0.72))] == [True, False, True]
+    assert TL.checks(cfg, res(0.8, 0.795, 0.8))[0].passed is False  # no gap: the claim is not tested
