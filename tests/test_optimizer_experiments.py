@@ -167,3 +167,112 @@ def test_lr_batch_scaling_fit_and_checks():
     # intercept far from λ_max(H), SGD's exponent 0.5 and Adam's 1: every fit claim fails
     bad = LRB.checks(cfg, _lrb_result(1.0, 8.0, 1.0, 0.5, 1.0))
     assert [v.passed for v in bad] == [True, False, True, False, False, False]
+
+
+# -- lr-schedules -----------------------------------------------------------------------------------
+from scipy import stats as _stats  # noqa: E402
+
+from genlab.experiments.optimizers.lr_schedules import EXPERIMENT as LRS  # noqa: E402
+from genlab.experiments.optimizers.lr_schedules import logistic_runs, paired_interval  # noqa: E402
+from genlab.train.schedules import cosine, linear_decay  # noqa: E402
+
+
+def test_vectorized_logistic_sgd_matches_an_autograd_loop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,), generator=g)
+    scheds = [cosine(1.0, 30), linear_decay(0.5, 30)]
+    loss, norms = logistic_runs(x, y, scheds, [3, 4], 30, 8)
+    for k, (sch, seed) in enumerate(zip(scheds, [3, 4])):
+        w = torch.zeros(6, 3, dtype=torch.float64, requires_grad=True)
+        xb = torch.cat([x, torch.ones(40, 1, dtype=torch.float64)], 1)
+        gen = torch.Generator().manual_seed(1000 + seed)
+        perm, pos = torch.randperm(40, generator=gen), 0
+        for t in range(30):
+            if pos + 8 > 40:
+                perm, pos = torch.randperm(40, generator=gen), 0
+            idx = perm[pos : pos + 8]
+            pos += 8
+            (gw,) = torch.autograd.grad(torch.nn.functional.cross_entropy(xb[idx] @ w, y[idx]), w)
+            assert float(gw.norm()) == pytest.approx(norms[k, t], rel=1e-10)
+            with torch.no_grad():
+                w -= sch(t) * gw
+        assert float(torch.nn.functional.cross_entropy(xb @ w, y)) == pytest.approx(loss[k], rel=1e-10)
+
+
+def test_paired_interval_against_scipy():
+    a, b = np.array([1.0, 1.2, 0.9, 1.1]), np.array([1.1, 1.25, 1.0, 1.1])
+    iv = paired_interval(a, b)
+    r = a / b - 1
+    lo, hi = _stats.t.interval(0.95, len(r) - 1, loc=r.mean(), scale=_stats.sem(r))
+    assert (iv["low"], iv["high"]) == pytest.approx((lo, hi))
+
+
+def test_lr_schedules_checks_pass_and_fail():
+    cfg = LRS.Config(lr_grid=[1.0, 2.0, 4.0], mlp=False)
+    best = {"cosine": 2.0, "linear": 2.0, "refined": 2.0}
+    good = {"logistic": {"best_lr": best, "final": {"cosine": [1.0, 1.1, 1.2], "linear": [0.9, 1.0, 1.1], "refined": [0.8, 0.9, 1.0]}}}
+    assert all(v.passed for v in LRS.checks(cfg, good))
+    bad = {"logistic": {"best_lr": {**best, "refined": 4.0}, "final": {"cosine": [0.9, 1.0, 1.1], "linear": [1.0, 1.1, 1.2], "refined": [1.1, 1.2, 1.3]}}}
+    assert [v.passed for v in LRS.checks(cfg, bad)] == [False, False, False]
+
+
+# -- sharpness-aware --------------------------------------------------------------------------------
+from genlab.experiments.optimizers.sharpness_aware import EXPERIMENT as SA  # noqa: E402
+from genlab.train.saf import TrajectoryMemory  # noqa: E402
+
+
+def test_saf_trajectory_loss_against_hand_kl():
+    mem = TrajectoryMemory(4, 3, delay_epochs=2, weight=0.3, temperature=5.0)
+    g = torch.Generator().manual_seed(0)
+    old = torch.randn(4, 3, generator=g)
+    idx = torch.tensor([2, 0])
+    assert float(mem.loss(old[idx], idx, epoch=0)) == 0.0  # before epoch Ẽ: no trajectory term
+    mem.loss(old[torch.tensor([1, 3])], torch.tensor([1, 3]), epoch=0)
+    mem.loss(torch.randn(4, 3, generator=g), torch.arange(4), epoch=1)
+    now = torch.randn(2, 3, generator=g)
+    got = float(mem.loss(now, idx, epoch=2))  # compares with epoch 0's outputs of examples 2 and 0
+    p = torch.softmax(old[idx] / 5, -1)
+    q = torch.softmax(now / 5, -1)
+    ref = 0.3 * float((p * (p.log() - q.log())).sum(-1).mean())
+    assert got == pytest.approx(ref, rel=1e-6)
+
+
+def _sa_row(lam, tr, cpu, loss=0.05):
+    return {"seed": 0, "sharpness": lam, "trace": tr, "trace_se": 1.0, "train_loss": loss, "test_acc": 0.5, "cpu_per_step": cpu}
+
+
+def test_sharpness_aware_checks_pass_and_fail():
+    cfg = SA.Config()
+    good = {"arms": {"sgd": [_sa_row(3.0, 50, 1.0)], "sam": [_sa_row(2.0, 30, 2.0)], "saf": [_sa_row(2.2, 35, 1.1)]}}
+    assert all(v.passed for v in SA.checks(cfg, good))
+    bad = {"arms": {"sgd": [_sa_row(3.0, 50, 1.0)], "sam": [_sa_row(4.0, 60, 2.0)], "saf": [_sa_row(3.1, 55, 2.0)]}}
+    assert [v.passed for v in SA.checks(cfg, bad) if v.kind == "claim"] == [False] * 5
+    untrained = {"arms": {k: [_sa_row(3.0, 50, 1.0, loss=1.6)] for k in ("sgd", "sam", "saf")}}
+    assert SA.checks(cfg, untrained)[0].passed is False
+
+
+# -- train-longer -----------------------------------------------------------------------------------
+from genlab.experiments.optimizers.train_longer import EXPERIMENT as TL  # noqa: E402
+from genlab.experiments.optimizers.train_longer import train_regime  # noqa: E402
+from genlab.train.large_batch import Regime as _Regime  # noqa: E402
+
+
+def test_train_regime_counts_updates_and_uses_ghost_batches():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 40, generator=g), torch.randint(0, 10, (64,), generator=g)
+    cfg = TL.Config(width=8)
+    acc, updates = train_regime(cfg, ((x, y), (x, y)), _Regime(3, (2,), 0.05, 16), 4, seed=0)
+    assert updates == 3 * 64 // 16 and 0.0 <= acc <= 1.0
+
+
+def test_train_longer_checks():
+    cfg = TL.Config()
+
+    def res(sb, lb, ad):
+        accs = {"SB": sb, "LB": lb, "LB+√": lb, "LB+√+GBN": lb, "LB+√+GBN+RA": ad}
+        return {"arms": {a: {"acc": [v, v], "updates": [10, 10]} for a, v in accs.items()}}
+
+    assert [v.passed for v in TL.checks(cfg, res(0.8, 0.7, 0.79))] == [True, True, True]
+    assert [v.passed for v in TL.checks(cfg, res(0.8, 0.7, 0.72))] == [True, False, True]
+    assert TL.checks(cfg, res(0.8, 0.795, 0.8))[0].passed is False  # no gap: the claim is not tested
