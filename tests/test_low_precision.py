@@ -47,9 +47,10 @@ def test_wide_accumulator_is_exact_and_narrow_one_swamps():
     x = torch.tensor([[1.0] + [1e-3] * 99], dtype=torch.float64)
     w = torch.ones(1, 100, dtype=torch.float64)
     assert float(accumulate_matmul(x, w, 40, 11, chunk=100)) == pytest.approx(1.099, abs=1e-10)  # ≤ 99 roundings of ½ulp = 2^-41 each
-    # 4 mantissa bits: 1 + 1e-3 rounds back to 1 every time (swamping); chunks of 10 rescue part of it
+    # 4 mantissa bits (ulp 1/16 at 1): 1 + 1e-3 rounds back to 1 every time (swamping); with chunks of 50
+    # the second chunk sums to 0.05 in its own accumulator, and 1 + 0.05 rounds up to 1.0625
     assert float(accumulate_matmul(x, w, 4, 6, chunk=100)) == 1.0
-    assert float(accumulate_matmul(x, w, 4, 6, chunk=10)) > 1.0
+    assert float(accumulate_matmul(x, w, 4, 6, chunk=50)) == 1.0625
 
 
 def test_gradients():
