@@ -71,3 +71,13 @@ def test_multivariate_stable_minima_runs():
         if r["converged"]:
             assert r["norm"] <= r["lambda_max"] / 2 - 0.5 + 1e-3
     assert [v.kind for v in verdicts][0] == "precondition" and verdicts[-1].kind == "finding"
+
+
+def test_accumulator_precision_runs():
+    assert registry()["accumulator-precision"].theme == "precision"
+    result, verdicts = run("accumulator-precision", widths=[6, 12], hidden=16, pretrain_steps=50, finetune_steps=2, n_eval=50)
+    assert {(r["bits"], r["grad"]) for r in result["runs"]} == {(6, "ste"), (6, "swamp"), (12, "ste")}
+    assert verdicts[0].kind == "precondition" and verdicts[-1].kind == "finding"
+    with pytest.raises(ValueError, match="no mantissa"):
+        get_experiment("accumulator-precision").run(get_experiment("accumulator-precision").Config(widths=[4, 12], exponent_bits=4,
+                                                    pretrain_steps=1, finetune_steps=0, hidden=4, n_eval=10), MemoryRecorder())

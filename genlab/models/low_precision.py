@@ -46,9 +46,9 @@ def round_float(x: torch.Tensor, mantissa: int, exponent: int) -> torch.Tensor:
     return torch.clamp(y, -largest, largest)
 
 
-def _accumulate(p: torch.Tensor, mantissa: int, exponent: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ over the last axis of ``p`` with every addition rounded; chunked. Returns the sum and a
-    mask of the terms whose addition left the partial sum unchanged (swamped)."""
+def _accumulate(p: torch.Tensor, mantissa: int, exponent: int, chunk: int, want_mask: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ over the last axis of ``p`` with every addition rounded; chunked. Returns the sum and (if
+    ``want_mask``) a mask of the terms whose addition left the partial sum unchanged (swamped)."""
     k = p.shape[-1]
     n_chunks = math.ceil(k / chunk)
     pad = n_chunks * chunk - k
@@ -56,23 +56,24 @@ def _accumulate(p: torch.Tensor, mantissa: int, exponent: int, chunk: int) -> tu
         p = torch.nn.functional.pad(p, (0, pad))
     pc = p.reshape(*p.shape[:-1], n_chunks, chunk)
     s = torch.zeros(pc.shape[:-1], dtype=p.dtype)
-    swamped = torch.zeros_like(pc, dtype=torch.bool)
+    swamped = torch.zeros_like(pc, dtype=torch.bool) if want_mask else torch.zeros(0, dtype=torch.bool)
     for i in range(chunk):
         new = round_float(s + pc[..., i], mantissa, exponent)
-        swamped[..., i] = (new == s) & (pc[..., i] != 0)
+        if want_mask:
+            swamped[..., i] = (new == s) & (pc[..., i] != 0)
         s = new
     total = torch.zeros(s.shape[:-1], dtype=p.dtype)
     for j in range(n_chunks):
         total = round_float(total + s[..., j], mantissa, exponent)
-    return total, swamped.reshape(*p.shape[:-1], n_chunks * chunk)[..., :k]
+    return total, (swamped.reshape(*p.shape[:-1], n_chunks * chunk)[..., :k] if want_mask else swamped)
 
 
 class _AccumMatmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, mantissa, exponent, chunk, grad_mode):  # type: ignore[override]
-        p = x.double()[:, None, :] * w.double()[None, :, :]  # (batch, out, in) exact products
-        out, swamped = _accumulate(p, mantissa, exponent, chunk)
-        ctx.save_for_backward(x, w, swamped if grad_mode == "swamp" else torch.empty(0, dtype=torch.bool))
+    def forward(ctx, x, w, mantissa, exponent, chunk, grad_mode, sim_dtype):  # type: ignore[override]
+        p = x.to(sim_dtype)[:, None, :] * w.to(sim_dtype)[None, :, :]  # (batch, out, in) products
+        out, swamped = _accumulate(p, mantissa, exponent, chunk, want_mask=grad_mode == "swamp" and ctx.needs_input_grad[0] | ctx.needs_input_grad[1])
+        ctx.save_for_backward(x, w, swamped)
         ctx.grad_mode = grad_mode
         return out.to(x.dtype)
 
@@ -80,19 +81,23 @@ class _AccumMatmul(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         x, w, swamped = ctx.saved_tensors
         if ctx.grad_mode == "ste":
-            return g @ w, g.T @ x, None, None, None, None
+            return g @ w, g.T @ x, None, None, None, None, None
         gp = g[:, :, None] * (~swamped).to(g.dtype)  # ∂out/∂p = 1 unless swamped
-        return torch.einsum("boi,oi->bi", gp, w), torch.einsum("boi,bi->oi", gp, x), None, None, None, None
+        return torch.einsum("boi,oi->bi", gp, w), torch.einsum("boi,bi->oi", gp, x), None, None, None, None, None
 
 
 def accumulate_matmul(x: torch.Tensor, w: torch.Tensor, mantissa: int, exponent: int, chunk: int = 16,
-                      grad_mode: GradMode = "ste") -> torch.Tensor:
-    """x (batch, in) @ wᵀ (in → out) with every accumulation rounded (see the module docstring)."""
+                      grad_mode: GradMode = "ste", sim_dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """x (batch, in) @ wᵀ (in → out) with every accumulation rounded (see the module docstring).
+
+    ``sim_dtype`` float64 is exact for m ≤ 23 mantissa bits; float32 (faster) rounds each sum
+    s + p once to 24 bits before the m-bit rounding, a double rounding that can move a value
+    sitting within 2^-24 relative of a tie by one m-bit ulp — rare, and fine for a simulation."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if grad_mode not in ("ste", "swamp"):
         raise ValueError(f"grad_mode must be 'ste' or 'swamp', got {grad_mode!r}")
-    return _AccumMatmul.apply(x, w, int(mantissa), int(exponent), int(chunk), grad_mode)
+    return _AccumMatmul.apply(x, w, int(mantissa), int(exponent), int(chunk), grad_mode, sim_dtype)
 
 
 class AccumLinear(nn.Linear):
@@ -100,15 +105,18 @@ class AccumLinear(nn.Linear):
     added exactly. ``mantissa=None`` computes in full precision (the float32 baseline)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, mantissa: int | None = None,
-                 exponent: int = 8, chunk: int = 16, grad_mode: GradMode = "ste", **kwargs):
+                 exponent: int = 8, chunk: int = 16, grad_mode: GradMode = "ste", sim_dtype: torch.dtype = torch.float64,
+                 **kwargs):
         super().__init__(in_features, out_features, bias=bias, **kwargs)
         self.mantissa, self.exponent, self.chunk, self.grad_mode = mantissa, exponent, chunk, grad_mode
+        self.sim_dtype = sim_dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mantissa is None:
             return super().forward(x)
         shape = x.shape
-        out = accumulate_matmul(x.reshape(-1, shape[-1]), self.weight, self.mantissa, self.exponent, self.chunk, self.grad_mode)
+        out = accumulate_matmul(x.reshape(-1, shape[-1]), self.weight, self.mantissa, self.exponent, self.chunk, self.grad_mode,
+                                self.sim_dtype)
         out = out.reshape(*shape[:-1], self.out_features)
         return out + self.bias if self.bias is not None else out
 

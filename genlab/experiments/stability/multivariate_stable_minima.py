@@ -122,8 +122,8 @@ def _mnist1d_pcs(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     from genlab.data.classification import mnist1d
 
     data = mnist1d()
-    xs = data.x_train.double().numpy()
-    ys = data.y_train.numpy()
+    xs = data.x.double().numpy()
+    ys = data.y.numpy()
     keep = np.flatnonzero((ys == 0) | (ys == 1))[:n]
     x = xs[keep] - xs[keep].mean(0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
