@@ -42,7 +42,8 @@ from genlab.config import StepSizes
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.shallow import ShallowReLU
 from genlab.probes.dense import dense_top_eigenvalue
-from genlab.theory.multivariate_stability import interpolating_bound, weighted_laplacian_norm
+from genlab.probes.radon import stability_norm
+from genlab.theory.multivariate_stability import interpolating_bound
 from genlab.train.losses import half_squared_loss
 
 PAPER = "Nacson, Mulayoff, Ongie, Michaeli & Soudry 2023, arXiv 2306.17499 (ICLR)"
@@ -161,8 +162,7 @@ class MultivariateStableMinima(Experiment):
                             p.copy_(v)
                     finite = math.isfinite(losses[e])
                     lam = dense_top_eigenvalue(model, half_squared_loss, (x, y)) if finite else math.nan
-                    wn, bn, an = model.units()
-                    norm = weighted_laplacian_norm(wn, bn, an, x_np) if finite else math.nan
+                    norm = stability_norm(model, x_np) if finite else math.nan
                     entry = {"eta": eta, "steps": steps[e], "loss": losses[e], "converged": finite and losses[e] <= config.loss_tol,
                              "lambda_max": lam, "norm": norm, "bound": interpolating_bound(eta)}
                     recorder.log_many({f"{name}/eta={eta:g}/{k}": float(entry[k]) for k in ("loss", "lambda_max", "norm")}, steps[e])
