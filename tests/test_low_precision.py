@@ -80,3 +80,23 @@ def test_accum_linear_full_precision_and_low():
     assert torch.allclose(lin(x), x @ lin.weight.T + lin.bias, rtol=1e-5, atol=1e-6)
     lin.mantissa = 2
     assert not torch.allclose(lin(x), x @ lin.weight.T + lin.bias, rtol=1e-3)
+
+
+def test_accum_conv1d():
+    from genlab.models.low_precision import AccumConv1d
+
+    torch.manual_seed(0)
+    conv = AccumConv1d(3, 5, 4, stride=2, padding=1, dtype=torch.float64)
+    x = torch.randn(2, 3, 17, dtype=torch.float64)
+    ref = torch.nn.functional.conv1d(x, conv.weight, conv.bias, stride=2, padding=1)
+    assert torch.allclose(conv(x), ref)
+    conv.mantissa, conv.exponent = 40, 11  # a wide accumulator reproduces the convolution
+    assert torch.allclose(conv(x), ref, atol=1e-9)
+    # a narrow one equals the rounded accumulation of the same dot products, computed directly
+    conv.mantissa, conv.exponent, conv.chunk = 4, 5, 5
+    got = conv(x).detach()
+    xp = torch.nn.functional.pad(x, (1, 1))
+    for b, o, t in [(0, 0, 0), (1, 4, 7), (0, 2, 3)]:
+        terms = (xp[b, :, 2 * t:2 * t + 4] * conv.weight[o].detach()).reshape(1, -1)
+        expect = accumulate_matmul(terms, torch.ones(1, terms.shape[1], dtype=torch.float64), 4, 5, chunk=5)
+        assert float(got[b, o, t]) == pytest.approx(float(expect) + float(conv.bias[o].detach()), abs=1e-12)

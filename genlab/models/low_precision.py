@@ -1,4 +1,4 @@
-"""Linear layers whose dot products accumulate in a simulated low-bit floating-point accumulator.
+"""Linear and Conv1d layers whose dot products accumulate in a simulated low-bit floating-point accumulator.
 
 Blumenfeld, Hubara & Soudry 2024, "Towards cheaper inference in deep networks with lower bit-width
 accumulators" (ICLR; arXiv 2401.14110), Fig. 1: in a multiply-accumulate unit the products are
@@ -122,3 +122,31 @@ class AccumLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mantissa={self.mantissa}, exponent={self.exponent}, chunk={self.chunk}, grad={self.grad_mode}"
+
+
+class AccumConv1d(nn.Conv1d):
+    """nn.Conv1d (groups = 1, dilation 1) whose dot products (in_channels × kernel_size terms
+    per output) accumulate in the simulated (m, e) float, through :func:`accumulate_matmul` on the
+    unfolded input; the bias is added exactly. ``mantissa=None`` is the full-precision layer."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 bias: bool = True, mantissa: int | None = None, exponent: int = 8, chunk: int = 16,
+                 grad_mode: GradMode = "ste", sim_dtype: torch.dtype = torch.float64, **kwargs):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias, **kwargs)
+        if self.groups != 1 or self.dilation != (1,) or self.padding_mode != "zeros":
+            raise ValueError("AccumConv1d supports groups=1, dilation=1 and zero padding only")
+        self.mantissa, self.exponent, self.chunk, self.grad_mode = mantissa, exponent, chunk, grad_mode
+        self.sim_dtype = sim_dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mantissa is None:
+            return super().forward(x)
+        (k,), (s,), (p,) = self.kernel_size, self.stride, self.padding
+        xp = torch.nn.functional.pad(x, (p, p))
+        cols = xp.unfold(2, k, s)  # (batch, in, L_out, k)
+        batch, _, length, _ = cols.shape
+        cols = cols.permute(0, 2, 1, 3).reshape(batch * length, -1)  # rows: (in, k) flattened like the weight
+        out = accumulate_matmul(cols, self.weight.reshape(self.out_channels, -1), self.mantissa, self.exponent, self.chunk,
+                                self.grad_mode, self.sim_dtype)
+        out = out.reshape(batch, length, self.out_channels).permute(0, 2, 1)
+        return out + self.bias[None, :, None] if self.bias is not None else out
