@@ -59,3 +59,25 @@ def test_min_norm_denoiser_runs():
     # the closed form (not trained) beats the eMMSE at the lowest noise: computed, not trained
     low = [v for v in verdicts if "lowest noise" in v.claim][0]
     assert low.passed
+
+
+def test_multivariate_stable_minima_runs():
+    assert registry()["multivariate-stable-minima"].theme == "stability"
+    result, verdicts = run("multivariate-stable-minima", dims=[3], n=8, width=24, step_sizes=[0.2, 0.5, 1.0], flow_time=60,
+                           loss_tol=1e-4)
+    runs = result["sets"][0]["runs"]
+    # at an interpolating minimum the Hessian bound λ_max/2 − 1/2 ≥ norm is a theorem (tests/test_r_norm.py)
+    for r in runs:
+        if r["converged"]:
+            assert r["norm"] <= r["lambda_max"] / 2 - 0.5 + 1e-3
+    assert [v.kind for v in verdicts][0] == "precondition" and verdicts[-1].kind == "finding"
+
+
+def test_accumulator_precision_runs():
+    assert registry()["accumulator-precision"].theme == "precision"
+    result, verdicts = run("accumulator-precision", widths=[6, 12], hidden=16, pretrain_steps=50, finetune_steps=2, n_eval=50)
+    assert {(r["bits"], r["grad"]) for r in result["runs"]} == {(6, "ste"), (6, "swamp"), (12, "ste")}
+    assert verdicts[0].kind == "precondition" and verdicts[-1].kind == "finding"
+    with pytest.raises(ValueError, match="no mantissa"):
+        get_experiment("accumulator-precision").run(get_experiment("accumulator-precision").Config(widths=[4, 12], exponent_bits=4,
+                                                    pretrain_steps=1, finetune_steps=0, hidden=4, n_eval=10), MemoryRecorder())

@@ -26,6 +26,7 @@ from genlab.probes.gradient_stats import (
 from genlab.probes.kernels import empirical_ntk, kernel_alignment, kernel_distance, relative_weight_change
 from genlab.probes.per_example import PerExampleStats, per_example_stats
 from genlab.probes.signal_propagation import layer_correlations
+from genlab.probes.radon import network_r_norm, stability_norm
 from genlab.probes.function_space import (
     Knots,
     effective_knots,
@@ -78,6 +79,8 @@ __all__ = [
     "slope_total_variation",
     "weighted_total_variation",
     "layer_correlations",
+    "network_r_norm",
+    "stability_norm",
     "effective_knots",
     "layer_activations",
     "layer_names",
