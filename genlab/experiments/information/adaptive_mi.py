@@ -28,30 +28,13 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
+from genlab.experiments.information._stats import spearman_interval
 from genlab.experiments.information._szt import compression, mi_trajectories, train_recording_activations
 
 PAPER = "Chelombiev, Houghton & O'Donnell 2019, arXiv 1902.09037, Secs. 4-5"
-
-
-def spearman_interval(a: np.ndarray, b: np.ndarray, level: float, seed: int, reps: int = 2000) -> tuple[float, float, float]:
-    """Spearman ρ(a, b) and a percentile bootstrap interval (resampling pairs) at ``level``;
-    the resamples are ranked all at once (average ranks for ties) and correlated row by row."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    rho = float(spearmanr(a, b).statistic)
-    idx = np.random.default_rng(seed).integers(0, len(a), (reps, len(a)))
-    ra, rb = rankdata(a[idx], axis=1), rankdata(b[idx], axis=1)
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra**2).sum(1) * (rb**2).sum(1))
-    ok = den > 0  # a resample with all-equal values has no rank correlation
-    if not ok.any():
-        return rho, float("nan"), float("nan")
-    boots = (ra * rb).sum(1)[ok] / den[ok]
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return rho, float(lo), float(hi)
 
 
 class AdaptiveMIConfig(ExperimentConfig):
