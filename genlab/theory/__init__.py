@@ -21,6 +21,8 @@ from genlab.theory.stability import (
     stable_tv_bound,
 )
 
+from genlab.theory.information import binary_entropy, bsc_mi, gaussian_mi
+
 __all__ = [
     "kernel_regression",
     "kernel_regression_predict",
@@ -63,4 +65,7 @@ __all__ = [
     "linear_stability_threshold",
     "stability_weight",
     "stable_tv_bound",
+    "binary_entropy",
+    "bsc_mi",
+    "gaussian_mi",
 ]
