@@ -17,7 +17,9 @@ MI: :func:`genlab.probes.mutual_information.binned_mi` with ``strategy="adaptive
 quantiles of each layer's pooled values at that record, ``bins`` bins — on all 4096 patterns (exact
 for the binned layer). Compression as in information-plane: I(X;T) at the end of fitting minus its
 mean over the last ``end_fraction`` of records. (c): Spearman ρ between last-layer compression and
-final test accuracy over all runs of the grid, with a percentile bootstrap interval over runs.
+final test accuracy over all runs of the grid, with a percentile bootstrap interval over runs;
+tested only with at least ``min_runs`` runs (the full preset) — with fewer (the quick preset's
+4) the ρ is reported as a finding that says the claim was not tested.
 The number of bins (30, as Shwartz-Ziv & Tishby) was fixed after a trial with 8 bins, which bins
 ReLU's zeros and positives so coarsely that I(T;Y) of the first layer fell to 0.6 bit.
 """
