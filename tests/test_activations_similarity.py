@@ -60,6 +60,9 @@ def test_train_mode_activations_restore_batchnorm_buffers():
     for k in before[0]:
         assert torch.equal(before[0][k], after[0][k])
     assert before[1:] == after[1:]
+    state = torch.get_rng_state()  # dropout in train mode does not consume the global random stream
+    layer_activations(net, x, ["3"], mode="train")
+    assert torch.equal(state, torch.get_rng_state())
 
 
 def test_layer_activations_bad_names():

@@ -72,7 +72,7 @@ def test_guided_training_runs():
 def test_spearman_interval_matches_scipy_on_each_resample():
     from scipy.stats import spearmanr
 
-    from genlab.experiments.information.adaptive_mi import spearman_interval
+    from genlab.experiments.information._stats import spearman_interval
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(12), rng.standard_normal(12)
@@ -101,3 +101,16 @@ def test_mi_trajectories_equal_binned_mi():
                 kw = dict(bins=7, strategy=strategy, population=True)
                 assert ixt[r, l] == pytest.approx(binned_mi(x, t, a_discrete=True, b_range=rg, **kw).value, abs=1e-12)
                 assert ity[r, l] == pytest.approx(binned_mi(t, y, b_discrete=True, a_range=rg, **kw).value, abs=1e-12)
+
+
+def test_ib_gap_information_term_is_scale_invariant_and_runs():
+    from genlab.experiments.information.information_bottleneck_gap import conditional_information
+
+    rng = np.random.default_rng(0)
+    t, y = rng.standard_normal((60, 5)), rng.integers(0, 3, 60)
+    a = conditional_information(t, y, 0.1)
+    assert conditional_information(7.5 * t, y, 0.1) == pytest.approx(a, abs=1e-9)
+    assert a[0] == pytest.approx(a[1] - a[2])
+    result, verdicts = run("information-bottleneck-gap", n_train=100, n_test=100, n_info=50, widths=[8], depth=1,
+                           weight_decays=[0.0, 1e-3], label_noise=[0.0, 0.5], steps=30, batch_size=20)
+    assert len(result["runs"]) == 4 and verdicts[0].kind == "precondition"

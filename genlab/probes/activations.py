@@ -4,7 +4,8 @@ Forward hooks on the named submodules record their outputs (detached, flattened 
 float64 numpy or torch) during a forward pass without gradients in the stated ``mode`` ("eval" by
 default). The model is left as it was: parameters untouched, buffers (e.g. batch-norm running
 statistics, which a train-mode forward would update) restored, every module's train/eval flag
-restored, and only the hooks added here removed.
+restored, only the hooks added here removed, and the global random stream left as it was (a
+train-mode forward with dropout draws from a forked generator).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def layer_activations(
     n = inputs.shape[0]
     step = n if batch_size is None else batch_size
     flags = {m: m.training for m in model.modules()}
-    buffers = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items() if not isinstance(v, nn.Parameter)}
+    buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     current: dict[str, torch.Tensor] = {}
     handles = []
@@ -65,7 +66,7 @@ def layer_activations(
         handles.append(module.register_forward_hook(hook))
     try:
         model.train(mode == "train")
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # dropout draws leave the global stream as it was
             for i in range(0, n, step):
                 current.clear()
                 model(inputs[i : i + step])
@@ -79,10 +80,10 @@ def layer_activations(
         for m, flag in flags.items():
             m.training = flag
         if buffers:
-            state = model.state_dict(keep_vars=True)
+            current_buffers = dict(model.named_buffers())
             with torch.no_grad():
                 for k, v in buffers.items():
-                    state[k].copy_(v)
+                    current_buffers[k].copy_(v)
     out = {name: torch.cat(parts) for name, parts in chunks.items()}
     return {k: v.reshape(v.shape[0], -1) if flatten else v for k, v in out.items()}
 

@@ -6,7 +6,8 @@ with Gram matrices K, L and the centering matrix H = I − 11ᵀ/n,
 HSIC(K, L) = tr(KHLH)/(n−1)² and CKA(K, L) = HSIC(K, L)/√(HSIC(K, K)·HSIC(L, L)).
 Linear kernel K = XXᵀ: CKA = ‖YᵀX‖²_F/(‖XᵀX‖_F‖YᵀY‖_F) on centered columns (Eq. 5).
 RBF kernel k(x, x') = exp(−‖x − x'‖²/(2σ²)) with σ = ``sigma_frac`` × the median distance between
-examples (the paper uses 0.2–0.8 of the median). Invariant to orthogonal transforms and isotropic
+examples (the paper uses 0.2–0.8 of the median; as a training loss the bandwidth is held
+fixed, not differentiated through). Invariant to orthogonal transforms and isotropic
 scaling; not to arbitrary invertible linear maps. Differentiable torch code (used as a training loss).
 """
 

@@ -41,6 +41,8 @@ from genlab.theory.thresholds import (
     nesterov_step_threshold,
 )
 
+from genlab.theory.information import binary_entropy, bsc_mi, gaussian_mi
+
 __all__ = [
     "kernel_regression",
     "kernel_regression_predict",
@@ -109,4 +111,7 @@ __all__ = [
     "heavy_ball_step_threshold",
     "nesterov_sharpness_threshold",
     "nesterov_step_threshold",
+    "binary_entropy",
+    "bsc_mi",
+    "gaussian_mi",
 ]
