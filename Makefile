@@ -33,13 +33,13 @@ run: install
 test:
 	rm -rf $(TEST_VENV)
 	$(call install,$(TEST_VENV),$(TEST_EXTRAS))
+	$(MAKE) docs-build BIN=$(TEST_VENV)/bin
 	@if unshare -n sh -c 'ip link set lo up' 2>/dev/null; then \
 	  unshare -n sh -c 'ip link set lo up; exec $(TEST_VENV)/bin/python -m pytest'; \
 	else \
 	  echo "no private network namespace (unshare -n) here: leaving out tests/test_sweep_ray.py"; \
 	  $(TEST_VENV)/bin/python -m pytest --ignore=tests/test_sweep_ray.py; \
 	fi
-	$(MAKE) docs-build BIN=$(TEST_VENV)/bin
 
 # The documentation (MkDocs + mkdocstrings, from the docstrings), warnings as errors.
 docs: install
