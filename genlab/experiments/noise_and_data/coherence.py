@@ -136,7 +136,8 @@ class Coherence(Experiment):
                 f"at initialization {real['m_coherence'][0]:.3g} vs {rand['m_coherence'][0]:.3g} (ratio {init:.3g}) → "
                 f"needed {need:.3g}",
                 tolerance=f"ratio threshold {config.min_ratio:g}; growth over initialization {config.min_growth:.0%} (set with the "
-                "seed-0 growth ×1.39 known)",
+                "seed-0 growth ×1.39 known); fragile: passes at 2 of seeds 0–3 — at seeds 1 and 3 the ratio at "
+                "initialization is already ≈ 4 and grows by only 12–16 % (README table)",
                 passed=bool(np.isfinite(ratio) and ratio >= need),
                 paper=PAPER,
             )

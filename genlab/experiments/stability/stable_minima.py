@@ -302,7 +302,8 @@ class StableMinima(Experiment):
                         claim=f"(c) {label} of the fit falls as the step size grows",
                         predicted=f"Spearman ρ(η, value) < 0, one-sided p ≤ {config.trend_p:g}",
                         measured=f"ρ = {rho:.3f} (p = {pval:.3g}) over η = {', '.join(format(e, 'g') for e in etas)} (values {shown})",
-                        tolerance=f"one-sided significance {config.trend_p:g}",
+                        tolerance=f"one-sided significance {config.trend_p:g}; fragile: weighted TV passes at 2, effective "
+                        "knots at 1 of seeds 0–3 (README table)",
                         passed=bool(np.isfinite(rho) and rho < 0 and pval <= config.trend_p),
                         paper=PAPER,
                     )
