@@ -22,7 +22,7 @@ Setup: T tasks of n Gaussian points in R^d labelled by one random hyperplane thr
 (damped Newton, float64) in the scaled variable v = w/L, L = ln(1/λ) up to 10⁴ (λ = e^{−L} is far
 below float range, so the objective is evaluated as Σ e^{L + log softplus(−L zᵀv)} + (L²/2)‖v −
 v_prev‖², i.e. divided by λ), with continuation in L (each L starts from the solution at an L at most
-1.5 times smaller: a ladder of intermediate L between grid points).
+3 times smaller: a ladder of intermediate L between grid points).
 The gap w_t(λ)/L − w̃_t shrinks like log L/L (the figure draws that rate); the tolerance of the
 direction claim is fixed in the config before the run.
 
@@ -156,8 +156,8 @@ class SequentialMaxMargin(Experiment):
         with recorder.progress(self.name, total) as bar:
             L_prev = None
             for L in Ls:
-                # continuation: walk to L through a geometric ladder of ratio ≤ 1.5 from the last L
-                n_sub = 1 if L_prev is None else max(1, int(np.ceil(np.log(L / L_prev) / np.log(1.5))))
+                # continuation: walk to L through a geometric ladder of ratio ≤ 3 from the last L
+                n_sub = 1 if L_prev is None else max(1, int(np.ceil(np.log(L / L_prev) / np.log(3.0))))
                 ladder = [float(L)] if L_prev is None else list(np.geomspace(L_prev, L, n_sub + 1)[1:])
                 for Lk in ladder:
                     v = np.zeros(config.dim)
