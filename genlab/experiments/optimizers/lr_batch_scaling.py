@@ -79,7 +79,7 @@ class LrBatchScaling(Experiment):
             "check the η range of the stability runs; more steps"),
         "the largest stable learning rate grows as B^": (
             "(b): the exponent b of η* ∝ B^b, fitted to the bisection brackets over B ≤ critical_batch (64), is within exponent_tol (0.25) of 1 for SGD and of 1/2 for Adam",
-            "brackets too wide (rtol 0.15) for a good fit, a critical batch below 64 (λ_max(H) dominating early) so the exponent flattens, or `steps` too short to see divergence",
+            "brackets too wide (rtol 0.15; 0.25 in quick) for a good fit, a critical batch below 64 (λ_max(H) dominating early) so the exponent flattens, or `steps` (40 in quick) too short to see divergence",
             "smaller rtol, more steps, another critical_batch; --full"),
     }
     captions = {"lr_batch_scaling.png": "Left: mean top eigenvalue of the minibatch Hessian against B at init and after training, with the a + c/B fits dashed and λ_max(H) dotted (claims a). Right: bisection brackets of the largest stable learning rate for SGD and Adam against B with the predicted B¹ and B^½ slopes, fit range marked (claims b)."}
