@@ -11,27 +11,11 @@ from genlab.experiments import registry
 from genlab.notes import ClaimNote, match_note
 
 
-# every experiment that existed when notes were introduced; experiments added since are checked
-# once they declare notes (and skipped, visibly, until then)
-EXPLAINED = {
-    "stable-minima", "stable-minima-rate", "edge-of-stability", "gfs-sharpness", "hessian-outliers", "max-margin",
-    "min-norm-spline", "kernel-rich", "grokking", "lazy-rich", "ntk-limit", "coherence", "data-diet", "heavy-tail",
-    "ultra-slow-diffusion", "deep-linear", "double-descent", "spectral-bias", "forgetting", "aciq",
-}
-
-
-def test_the_explained_experiments_are_registered():
-    assert EXPLAINED <= set(registry())
-
-
 @pytest.mark.parametrize("name", sorted(registry()))
 def test_every_experiment_explains_its_claims_and_captions_its_figures(name):
     exp = registry()[name]
     source = inspect.getsource(inspect.getmodule(type(exp)))
-    if name in EXPLAINED:  # the experiments that had notes written; they must keep them
-        assert exp.notes and exp.captions, f"{name}: no notes or captions"
-    elif not exp.notes and not exp.captions:
-        pytest.skip(f"{name} declares no claim notes or figure captions yet (see genlab/notes.py)")
+    assert exp.notes and exp.captions, f"{name}: no claim notes or figure captions (see genlab/notes.py)"
     for key in exp.notes:  # a key that no longer occurs in the module's claims is stale
         assert key in source, f"{name}: note key {key!r} matches no claim text"
         note = exp.note(key)

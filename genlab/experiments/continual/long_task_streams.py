@@ -110,6 +110,24 @@ class LongTaskStreams(Experiment):
     name = "long-task-streams"
     title = "Long streams of re-occurring 2-class tasks: accuracy accumulates despite forgetting"
     paper = PAPER
+    notes = {
+        "the stream forgets": (
+            "precondition: at every ρ the seed-mean per-task change of the absent classes' 10-way test accuracy is below −forgetting_floor (−0.005), so the stream is in the forgetting regime (Chaudhry 2-way forgetting is reported alongside)",
+            "too few steps_per_task or too small an lr for one task to disturb the others",
+            "more steps_per_task or a larger lr"),
+        "accuracy on all classes rises with the task index": (
+            "SCoLe's accumulation claim: at every ρ, mean all-class test accuracy over the last fifth of the stream minus over the first fifth is positive and above 3 standard errors over seeds",
+            "a stream too short to accumulate, or only 2 seeds (quick) giving a large standard error",
+            "longer stream_length, more seeds (--full)"),
+        "the accumulation is faster for classes that re-occur more often": (
+            "that the rare classes' accuracy averaged over the stream strictly increases with their re-occurrence weight ρ (seed means, no interval; changed from a slope after a first run, see the docstring)",
+            "two neighbouring ρ with means within seed noise, in particular at 2 seeds",
+            "more seeds (--full, or genlab sweep long-task-streams --quick --grid seed=0:4), fewer and wider-spaced rare_weights"),
+        "least-squares slope of rare-class accuracy": (
+            "a finding: the per-ρ slope of rare-class accuracy against task index and its Spearman correlation with ρ (saturates once a class is learned)",
+            "cannot fail", ""),
+    }
+    captions = {"long_task_streams.png": "Seed-mean 10-way test accuracy against task index per re-occurrence weight ρ, on all classes (left: accumulation claim) and on the rare classes with least-squares lines dashed (right: faster accumulation with ρ), chance dotted."}
     Config = LongTaskStreamsConfig
 
     def run(self, config: LongTaskStreamsConfig, recorder: Any) -> Result:

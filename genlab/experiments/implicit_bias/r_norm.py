@@ -70,6 +70,26 @@ class RNorm(Experiment):
     name = "r-norm"
     title = "Weight decay in d = 2 pays the R-norm: ½Σ(a² + ‖w‖²) → Σ|a_k|‖w_k‖ → R(target)"
     paper = PAPER
+    notes = {
+        "equals the R-norm Σ|a_k|‖w_k‖ of the network's own function": (
+            "that for every width and λ the weight cost ½Σ(a² + ‖w‖²) equals the network's own R(f_θ) = Σ|a_k|‖w_k‖ (units merged within merge_tol) within cost_tol (3%, widened from 1% after a first run), and is never below it",
+            "units not yet balanced (|a_k| ≠ ‖w_k‖ relaxes on a time scale ~1/λ), or nearly coincident hyperplanes not merged",
+            "more steps per λ (--full)"),
+        "the fit tightens as λ → 0": (
+            "that along the λ path of the widest network the test RMSE on fresh inputs in the disk does not rise, and ends ≤ fit_tol (1%) of range(f*)",
+            "too few Adam steps at the smallest λ, or a width too small to represent the three ridges",
+            "more steps, smaller last weight decay"),
+        "the weight cost approaches the R-norm of the target": (
+            "that at the smallest λ the weight cost is within target_tol (3%) of R(f*) = Σ|a_i|; assumes f* is the least-R-norm interpolant of samples in the disk, which the paper does not prove",
+            "a path not yet at small enough λ (cost still below R(f*) with an imperfect fit), or another function of lower R-norm fitting the samples",
+            "append a smaller λ to weight_decays, more steps, more n"),
+        "against width (the target needs": (
+            "a finding: cost and test RMSE at the smallest λ for each width (only with several widths)", "cannot fail", ""),
+    }
+    captions = {
+        "cost.png": "Weight cost ½Σ(a²+‖w‖²) (dots) and the network's own R-norm Σ|a|‖w‖ (×) against λ per width, with R(target) dashed and its 3% band: the cost = R(f_θ) and cost → R(f*) claims.",
+        "hyperplanes.png": "The trained units' hyperplanes in the unit disk at the smallest λ (opacity ∝ |a|‖w‖) against the three target ridges (dashed): whether the network found the target's ridges.",
+    }
     Config = RNormConfig
 
     def run(self, config: RNormConfig, recorder: Any) -> Result:

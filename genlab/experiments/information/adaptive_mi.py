@@ -69,6 +69,31 @@ class AdaptiveMI(Experiment):
     name = "adaptive-mi"
     title = "Adaptive binning: compression for ReLU/ELU too, more with L2, last layer vs test accuracy"
     paper = PAPER
+    notes = {
+        "the networks fit the task": (
+            "that every run reaches training accuracy ≥ fit_accuracy (0.95) before its last end_fraction (20%) of records, so compression is measured after fitting",
+            "a run that never fits in `steps` SGD steps (a ReLU net stuck at chance, or a diverged run)",
+            "more steps, or --full; genlab sweep adaptive-mi --quick --grid seed=0:4 to see how often a seed fails to fit"),
+        "adaptive binning, no L2: compression appears": (
+            "Chelombiev et al.'s claim (a): for ReLU/ELU without weight decay, at least one hidden layer's seed-mean I(X;T) (adaptive, 30 equal-mass bins) falls by ≥ min_compression (0.5 bit) from the end of fitting to the mean over the last records",
+            "no layer losing 0.5 bit in the quick budget (800 steps, 1 seed): compression is slow and noisy with one seed",
+            "more steps or seeds (--full), or genlab sweep adaptive-mi --quick --grid seed=0:4"),
+        "L2 regularization increases compression": (
+            "claim (b): the layer-mean compression with the largest weight decay exceeds that with the smallest, for every activation (sign of the seed-mean difference, no interval)",
+            "any activation where weight decay gives equal or less compression; with one seed per cell the sign is noisy",
+            "more seeds (--full) or a larger weight decay in weight_decays"),
+        "compression of the last hidden layer relates to test accuracy": (
+            "claim (c): Spearman ρ between last-layer compression and final test accuracy over all fitted runs; passes if the lower end of the 90% percentile bootstrap interval is above 0",
+            "too few runs or too little spread in test accuracy for the interval to exclude 0; only tested with ≥ min_runs (8) fitted runs",
+            "--full (3 activations × 3 weight decays × several seeds)"),
+        "the other layers' compression vs test accuracy": (
+            "a finding: Spearman ρ with bootstrap interval for each non-last hidden layer (the paper reports no relation)",
+            "cannot fail", ""),
+        "last-layer compression vs test accuracy: not tested": (
+            "a finding recorded instead of claim (c) when there are fewer than min_runs fitted runs: the bare Spearman ρ, no interval",
+            "cannot fail; it says the claim was not tested", "--full to test claim (c)"),
+    }
+    captions = {"adaptive_mi.png": "Per activation, seed-mean I(X;T) per hidden layer (colour) against SGD step under adaptive binning, one line style per weight decay (claims a and b); right, last-layer compression against test accuracy per run with the 0.5-bit threshold (claim c)."}
     Config = AdaptiveMIConfig
 
     def run(self, config: AdaptiveMIConfig, recorder: Any) -> Result:

@@ -76,6 +76,31 @@ class GuidedTraining(Experiment):
     name = "guided-training"
     title = "Guidance: an MLP matched to a CNN's layers (trained or not) generalizes better"
     paper = PAPER
+    notes = {
+        "every network trains": (
+            "precondition: no run (guide, plain or guided MLP) diverged",
+            "a non-finite loss at lr 0.05 with momentum 0.9", "lower lr"),
+        "the CNN guide has a better inductive bias than the MLP": (
+            "precondition: the trained CNN's seed-mean test accuracy is above the plain MLP's, so there is an inductive bias to transfer",
+            "a CNN undertrained in `steps` SGD steps, or too few channels",
+            "more steps or channels"),
+        "the plain MLP overfits": (
+            "precondition: the plain MLP's seed-mean train − test accuracy gap is at least 0.1",
+            "too many training signals (n_train) or too few steps for the MLP to memorize",
+            "fewer n_train or more steps"),
+        "> plain MLP on test accuracy": (
+            "the paper's claim, once for the trained and once for the untrained (random) CNN guide: guided − plain test accuracy, paired by seed, has mean > 0 (and > 2 standard errors with ≥ 3 seeds)",
+            "a guide weight λ that is too small to change the MLP or so large it hurts fitting; with one seed (quick) a single noisy difference decides",
+            "more seeds (seeds=5, or genlab sweep guided-training --quick --grid seed=0:4), another guide_weight"),
+        "overfits less than the plain MLP": (
+            "for each guide: the train − test gap of the plain MLP minus the guided one, paired by seed, has mean > 0 (and > 2 standard errors with ≥ 3 seeds)",
+            "guidance that lowers train accuracy and test accuracy alike, leaving the gap unchanged; one seed in quick",
+            "more seeds, another guide_weight"),
+        "the matching term does align the layers": (
+            "a finding: linear CKA of each MLP hidden layer to its guide layer on held-out signals, per condition",
+            "cannot fail", ""),
+    }
+    captions = {"guided_training.png": "Per condition (plain, trained guide, untrained guide), per-seed test accuracy (left) and train − test gap (right) with the seed mean as a bar, the plain mean dotted and the trained CNN's accuracy dashed: the guided-vs-plain accuracy and overfitting claims."}
     Config = GuidedTrainingConfig
 
     def run(self, config: GuidedTrainingConfig, recorder: Any) -> Result:

@@ -70,6 +70,30 @@ class InformationPlane(Experiment):
     name = "information-plane"
     title = "The information plane: compression with tanh (Shwartz-Ziv & Tishby), none with ReLU (Saxe et al.)"
     paper = PAPER
+    notes = {
+        "the networks train": (
+            "precondition: no run diverged", "a non-finite loss at SGD lr 0.1, momentum 0.9", "lower lr"),
+        "network fits the task (compression is claimed after fitting)": (
+            "precondition, per activation: the seed-mean training accuracy over the last end_fraction (20%) of records is ≥ fit_accuracy (0.95)",
+            "too few SGD steps for the 12-10-7-5-4-3-2 network to fit our label rule (a ReLU net can stay at chance)",
+            "more steps, or --full; more seeds to average"),
+        "a fitting phase — I(T;Y) of the last hidden layer rises": (
+            "Shwartz-Ziv & Tishby's fitting phase: for tanh, I(T;Y) of the last hidden layer (30-bin estimator, exact on all 4096 patterns) rises by ≥ 0.5 bit from step 0 to the end of fitting",
+            "a network that already separates the labels at initialization, or never fits",
+            "more steps; check the fit precondition"),
+        "after fitting, the hidden layers compress": (
+            "Shwartz-Ziv & Tishby's compression phase: for tanh, I(X;T) falls by ≥ min_compression (0.5 bit) from the end of fitting to the mean over the last 20% of records, in at least half of the hidden layers (seed-mean curves)",
+            "too short a run after fitting for saturation to set in; the step size we chose (SGD lr 0.1, not the authors' 0.0004 for 8000 epochs) changes the dynamics",
+            "more steps or seeds (--full), or genlab sweep information-plane --quick --grid seed=0:4"),
+        "ReLU, same network and binning estimator: no compression": (
+            "Saxe et al.'s counter-claim: with ReLU and the same binning (over each layer's range over the run), no hidden layer loses ≥ 0.5 bit of I(X;T) after fitting",
+            "any ReLU layer losing 0.5 bit, e.g. dead units or a layer range shrinking late in training; or a ReLU run that never fits (then it cannot pass)",
+            "more seeds (curves are seed means); check the ReLU fit precondition"),
+        "tanh units saturate as the layers compress": (
+            "a finding: share of tanh values with |t| > 0.95 per layer, at the end of fitting and at the end",
+            "cannot fail", ""),
+    }
+    captions = {"information_plane.png": "Top: information-plane trajectories (I(X;T), I(T;Y)) per hidden layer, coloured by SGD step, for tanh and ReLU (fitting-phase claim). Bottom: I(X;T) per layer against step with the end of fitting dashed and the 0.5-bit compression level dotted: the tanh compression and ReLU no-compression claims."}
     Config = InformationPlaneConfig
 
     def run(self, config: InformationPlaneConfig, recorder: Any) -> Result:

@@ -139,6 +139,33 @@ class AsyncDelay(Experiment):
     name = "async-delay"
     title = "Asynchronous training: the stable step falls as 1/τ with the gradient delay τ; momentum lowers it"
     paper = PAPER
+    notes = {
+        "(a) quadratic: delayed GD is stable iff": (
+            "the delay-recurrence threshold: on a diagonal quadratic with log-spaced curvatures, the largest stable ηλ of DelayedSGD at each τ against 2 sin(π/(2(2τ+1))), within ±quad_tol (2%) relative",
+            "a run too short to see slow divergence near the threshold, or a curvature grid too coarse (its spacing is in the tolerance column)",
+            "more quad_steps or a finer quad_grid"),
+        "(b) quadratic: heavy-ball": (
+            "with heavy-ball momentum β on stale gradients, the measured threshold matches the delayed heavy-ball root condition within ±2% and is below the β = 0 threshold at every τ tested",
+            "a mismatch between DelayedSGD's momentum update and the recurrence the root condition assumes; too short runs near the boundary",
+            "more quad_steps; check genlab.theory.thresholds.delayed_momentum_step_threshold against the optimizer's update"),
+        "each bisection brackets the divergence boundary": (
+            "precondition: at every τ the bisection found a stable and a diverging η inside [eta_lo, eta_hi], and the momentum comparison run has a sharpness",
+            "a bracket too narrow (everything diverges or nothing does)",
+            "widen eta_lo/eta_hi"),
+        "(c) MLP: delayed GD ends at a minimum whose sharpness": (
+            "that a run at settle_fraction (0.5)·η* ends with λ_max·η at most (1 + sharp_tol) = 1.15 times the delayed threshold 2 sin(π/(2(2τ+1)))",
+            "edge-of-stability overshoot above 15%, or a run not yet near a minimum (loss still high)",
+            "more settle_steps, or --full"),
+        "(d) MLP: the largest stable η falls as 1/τ": (
+            "the exponent b of η* ∝ τ^b fitted over τ ≥ 2 against the threshold's own exponent over those τ (≈ −1), |b − b_theory| ≤ exponent_tol (0.25)",
+            "bisection brackets too wide (rtol) at few delays, or the MLP's sharpness changing with η so η* does not scale as the threshold",
+            "smaller rtol, more delays (--full)"),
+        "(e) MLP: momentum": (
+            "that with momentum β at τ = momentum_delay the largest stable η is below that without: the two bisection brackets must be disjoint",
+            "overlapping brackets (rtol too coarse for the gap) or momentum not lowering the threshold on this network",
+            "smaller rtol; a larger β"),
+    }
+    captions = {"async_delay.png": "Left: largest stable ηλ on the quadratic against delay τ, measured (dots, squares with momentum) against 2 sin(π/(2(2τ+1))) and the heavy-ball root condition (claims a, b). Right: MLP largest stable η bisection brackets against τ with the threshold shape at a fitted scale (claim d)."}
     Config = AsyncDelayConfig
 
     def _mlp_search(self, config: AsyncDelayConfig, data, tau: int, beta: float) -> dict[str, Any]:

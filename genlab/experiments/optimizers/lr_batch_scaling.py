@@ -64,6 +64,25 @@ class LrBatchScaling(Experiment):
     name = "lr-batch-scaling"
     title = "Learning rate vs batch size: λ_max(H_B) ≈ λ_max(H) + c/B; η* ∝ B (SGD), ∝ √B (Adam)"
     paper = PAPER
+    notes = {
+        "top eigenvalue exceeds the full Hessian's and falls with B": (
+            "at initialization and after pre_steps of SGD: the mean top eigenvalue of num_batches minibatch Hessians is ≥ the full Hessian's at every B, and its Spearman ρ with B is −1 (strictly falling)",
+            "too few minibatches (10) per B, so the means' noise swaps two neighbouring batch sizes",
+            "more num_batches, or --full"),
+        "λ_max(H_B) ≈ λ_max(H) + c/B": (
+            "Granziol et al.'s §4 law: a least-squares fit of the mean λ_max(H_B) to a + c/B has a within ±fit_tol (20%) of the full-Hessian λ_max(H), c > 0 and R² ≥ 0.9",
+            "an intercept far from λ_max(H) when the batch sizes do not reach the regime where c/B is small, or noisy means (low R²)",
+            "more num_batches, larger batch_sizes"),
+        "below the critical batch": (
+            "(b), when the bisection closed fewer than two brackets below critical_batch: recorded as failed, since no exponent can be fitted",
+            "the bisection range not containing the divergence boundary at some B",
+            "check the η range of the stability runs; more steps"),
+        "the largest stable learning rate grows as B^": (
+            "(b): the exponent b of η* ∝ B^b, fitted to the bisection brackets over B ≤ critical_batch (64), is within exponent_tol (0.25) of 1 for SGD and of 1/2 for Adam",
+            "brackets too wide (rtol 0.15; 0.25 in quick) for a good fit, a critical batch below 64 (λ_max(H) dominating early) so the exponent flattens, or `steps` (40 in quick) too short to see divergence",
+            "smaller rtol, more steps, another critical_batch; --full"),
+    }
+    captions = {"lr_batch_scaling.png": "Left: mean top eigenvalue of the minibatch Hessian against B at init and after training, with the a + c/B fits dashed and λ_max(H) dotted (claims a). Right: bisection brackets of the largest stable learning rate for SGD and Adam against B with the predicted B¹ and B^½ slopes, fit range marked (claims b)."}
     Config = LrBatchScalingConfig
 
     def _model(self, config: LrBatchScalingConfig) -> torch.nn.Module:

@@ -84,6 +84,24 @@ class OptimizerEoS(Experiment):
     name = "optimizer-eos"
     title = "Edge of stability beyond GD: heavy-ball at 2(1+β)/η, Adam's preconditioned sharpness at (2+2β₁)/((1−β₁)η)"
     paper = PAPER
+    notes = {
+        "the run starts below the threshold": (
+            "precondition, per optimizer: the sharpness (λ_max(H) for heavy-ball, λ_max(P⁻¹H) for Adam) at step 0 is below the optimizer's threshold, and no run diverged",
+            "a step size η so large that the run starts above its threshold (it catapults or diverges at once)",
+            "smaller momentum_step_sizes / adam_step_sizes"),
+        "and hovers there": (
+            "the edge-of-stability claim, per optimizer: the sharpness crosses its threshold (2(1+β)/η for heavy-ball, (2+2β₁)/((1−β₁)η) for Adam) and its median over the last half of the run is within ±hover_tol (15%) of it",
+            "a budget too short to sharpen up to the threshold, or a catapult that leaves the sharpness below it (seen with β = 0.9: ~0.86× for the whole run)",
+            "more steps (--full), another η or β"),
+        "heavy-ball hovers above GD's threshold 2/η": (
+            "that heavy-ball's median λ_max over the last half is ≥ (1 + β)(1 − hover_tol) × 2/η, i.e. it hovers at its own threshold and not at GD's (1.5× apart at β = 0.5)",
+            "a heavy-ball run hovering at or below GD's 2/η",
+            "more steps; check the hover claim first"),
+        "the raw sharpness λ_max(H) relative to GD's 2/η": (
+            "a finding: Adam's median raw λ_max(H) over the last half in units of 2/η (the paper: it need not sit at any threshold)",
+            "cannot fail", ""),
+    }
+    captions = {"optimizer_eos.png": "Per run (heavy-ball, Adam): train loss (top) and the measured sharpness (bottom, red: λ_max(H) for heavy-ball, λ_max(P⁻¹H) for Adam) against step, with the optimizer's predicted threshold dashed, its ±15% hover band and GD's 2/η dotted: the rise-and-hover and above-GD claims."}
     Config = OptimizerEoSConfig
 
     def _one(self, config: OptimizerEoSConfig, kind: str, eta: float, data, recorder: Any, bar: Any) -> dict[str, Any]:

@@ -102,6 +102,23 @@ class SharpnessAware(Experiment):
     name = "sharpness-aware"
     title = "SAM and SAF against SGD: flatter minima (λ_max, trace) at equal epochs; SAF at SGD's cost"
     paper = PAPER
+    notes = {
+        "the runs train: SGD's final training loss is low": (
+            "precondition: the seed-mean final training loss of SGD is ≤ loss_max (0.5), so the runs reached a minimum's basin where sharpness is compared",
+            "too few epochs or too small an lr (the first quick run, lr 0.1 for 12 epochs, ended at loss 1.64)",
+            "more epochs (--full) or a larger lr"),
+        "ends flatter than SGD": (
+            "claims (a) SAM and (b) SAF, each for λ_max (Lanczos) and tr H (Hutch++) on the full training set: the arm's seed-mean value is strictly below SGD's and lower in ≥ share (50%) of the seeds, at equal epochs, lr and batch",
+            "a ρ or SAF weight too small to change the trajectory, a run still far from a minimum, or seed noise (one seed in quick, where the share condition is that one seed)",
+            "more seeds (genlab sweep sharpness-aware --quick --grid seed=0:4, or --full), larger rho / saf_weight"),
+        "(c) SAF costs about what SGD costs per step": (
+            "that SAF's mean CPU time per step is ≤ (1 + time_tol) = 1.3× SGD's (SAM's ratio reported beside it)",
+            "CPU timing noise on a loaded machine, or SAF's trajectory memory being costly at this small model size",
+            "rerun on an idle machine; larger n_train so per-step work dominates"),
+        "test accuracy and train loss by arm": (
+            "a finding: mean test accuracy and final training loss of SGD, SAM and SAF", "cannot fail", ""),
+    }
+    captions = {"sharpness_aware.png": "Per arm (SGD, SAM, SAF), per-seed final λ_max (left) and tr H (middle) with the SGD mean dashed (claims a, b: SAM and SAF below), and CPU time per step (right) with SAF's 1.3× SGD limit (claim c)."}
     Config = SharpnessAwareConfig
 
     def run(self, config: SharpnessAwareConfig, recorder: Any) -> Result:

@@ -103,6 +103,20 @@ class TrainLonger(Experiment):
     name = "train-longer"
     title = "Train longer, generalize better: √B lr, ghost batch norm and regime adaptation close the large-batch gap"
     paper = PAPER
+    notes = {
+        "a large-batch generalization gap exists": (
+            "precondition: at the small batch's hyperparameters, seed-mean test accuracy of SB (B_S = 16) minus LB (B_L = 256; 128 in quick) is above margin (2 points), so there is a gap to close",
+            "a task or budget where the large batch generalizes as well (e.g. enough epochs for both to converge), or seed noise with one seed (quick)",
+            "more seeds (--full, or genlab sweep train-longer --quick --grid seed=0:4), a larger large_batch"),
+        "close the gap": (
+            "Hoffer et al.'s claim: SB minus the fully adapted arm (lr × √(B_L/B_S), ghost batch norm of B_S, epochs × B_L/B_S) is ≤ margin (2 points absolute), seed means",
+            "an adapted lr that is too large for this network, too few epochs for the milestone schedule, or seed noise with one seed",
+            "more seeds or --full (4000 signals, 60 epochs)"),
+        "test accuracy of every arm": (
+            "a finding: every arm's seed-mean test accuracy and number of updates (the paper's Table 1 ordering is not asserted)",
+            "cannot fail", ""),
+    }
+    captions = {"train_longer.png": "Per-seed test accuracy (dots, bar: mean) of the five arms SB, LB, LB+√, LB+√+GBN, LB+√+GBN+RA, with the band within 2 points of SB: the gap precondition (LB below the band) and the closing claim (the last arm inside it)."}
     Config = TrainLongerConfig
 
     def run(self, config: TrainLongerConfig, recorder: Any) -> Result:

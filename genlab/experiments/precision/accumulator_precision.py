@@ -89,6 +89,28 @@ class AccumulatorPrecision(Experiment):
     name = "accumulator-precision"
     title = "Low-bit accumulators: 12 bits suffice after fine-tuning, fewer lose accuracy"
     paper = PAPER
+    notes = {
+        "the float32 MLP learns MNIST-1D": (
+            "that the float32 MLP reaches test accuracy ≥ baseline_min (0.5) before any accumulator is simulated",
+            "too few pretrain_steps or too large an Adam lr for the float32 training",
+            "more pretrain_steps or the full preset (--full)"),
+        "accumulators the network keeps its float32 accuracy": (
+            "the paper's claim: fine-tuned with paper_width-bit (12) accumulators, test accuracy ≥ float32 accuracy − margin (2 points, ours)",
+            "too few finetune_steps (15 in quick) to recover from the rounding; the exponent/mantissa split (exponent_bits=4) is ours, not the paper's",
+            "more finetune_steps or --full; more seeds via genlab sweep accumulator-precision --quick --grid seed=0:4"),
+        "below the paper's width accuracy is lost": (
+            "that at the lowest width tested, after fine-tuning, accuracy is below float32 − margin",
+            "a lowest width still wide enough (or a chunk small enough) that rounding does not hurt; fine-tuning that recovers anyway",
+            "add narrower widths (e.g. widths=[6,8,12]) or --full"),
+        "fine-grained gradient (swamping-masked": (
+            "that at each of the lowest fine_grained_widths widths the swamping-masked gradient (our reading of the paper's fine-grained approximation) gives strictly higher fine-tuned accuracy than straight-through",
+            "a tie or a loss at any width tested; with 15 fine-tuning steps (quick) the two gradients barely differ",
+            "--full (600 fine-tuning steps, 4 widths) or more seeds via genlab sweep accumulator-precision --quick --grid seed=0:4"),
+        "accuracy against accumulator width": (
+            "a finding: accuracy per width before and after fine-tuning (straight-through), no prediction",
+            "cannot fail", ""),
+    }
+    captions = {"accuracy.png": "Test accuracy against accumulator width before (dashed) and after (solid) straight-through fine-tuning, with the float32 line, its margin band and the paper's 12-bit width marked; squares are the fine-grained gradient: the 12-bit, below-width and fine-grained claims."}
     Config = AccumulatorPrecisionConfig
 
     def run(self, config: AccumulatorPrecisionConfig, recorder: Any) -> Result:
