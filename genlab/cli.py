@@ -21,6 +21,7 @@ from rich.table import Table
 
 from genlab import __version__
 from genlab.errors import InputError
+from genlab.paths import check_out_path
 from genlab.store import Store, claim_outcome, count_claims, resolve_home
 
 _OUTCOME_STYLE = {"pass": "green", "met": "green", "FAIL": "red", "NOT MET": "red", "not tested": "yellow", "finding": "dim"}
@@ -34,6 +35,8 @@ HOME_OPTION = click.option(
     default=None,
     help="genlab home folder (default: $GENLAB_HOME or ./genlab-runs)",
 )
+RUN_ID = click.IntRange(1, 2**63 - 1)
+"""A run id: SQLite's integer range (a larger number cannot name a run)."""
 
 
 @contextmanager
@@ -126,7 +129,7 @@ def run_cmd(name: str, preset: str | None, sets: tuple[str, ...], config_file: P
 
     exp, config = _build(name, preset, config_file, sets, seed)
     store = Store(home)
-    err.print(f"running [bold]{name}[/] ({preset or 'default'} preset) into {store.home}")
+    err.print(f"running [bold]{escape(name)}[/] ({preset or 'default'} preset) into {escape(str(store.home))}")
     t0 = time.time()
     outcome = execute(name, config, store, preset=preset, progress_factory=_progress_bar)
     if outcome.status == "failed":
@@ -171,7 +174,7 @@ def _get_run(store: Store | None, run_id: int) -> dict[str, Any]:
 
 
 @cli.command("show")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True, help="print JSON: config, verdicts, final metrics")
 @HOME_OPTION
 def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
@@ -188,7 +191,8 @@ def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
         payload["artifacts"] = store.artifacts(run_id)
         click.echo(json.dumps(payload, indent=1, default=str))
         return
-    out.print(f"[bold]run {run_id}[/] · {run['experiment']} · {run['status']} · seed {run['seed']}")
+    out.print(f"[bold]run {run_id}[/] · {escape(run['experiment'])} · {escape(run['status'])} · seed {run['seed']}"
+              + (f" · sweep {escape(run['sweep'])}" if run.get("sweep") else ""))
     out.print_json(json.dumps(run["config"]))
     if verdicts:
         out.print(_verdict_table(verdicts, "verdicts"))
@@ -196,10 +200,10 @@ def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
     table.add_column("name")
     table.add_column("value")
     for k, v in sorted(final.items()):
-        table.add_row(k, f"{v:.6g}")
+        table.add_row(escape(k), f"{v:.6g}")
     out.print(table)
     if run.get("error"):
-        out.print(run["error"])
+        out.print(escape(run["error"]))
 
 
 def _titles() -> dict[str, str]:
@@ -209,13 +213,14 @@ def _titles() -> dict[str, str]:
 
 
 @cli.command("report")
-@click.argument("run_ids", metavar="[RUN]...", nargs=-1, type=int)
+@click.argument("run_ids", metavar="[RUN]...", nargs=-1, type=RUN_ID)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="HTML file to write (default: HOME/report.html)")
 @HOME_OPTION
 def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, home: Path | None) -> None:
     """Write one self-contained HTML report of the given runs (default: the latest run of each experiment)."""
     from genlab.report import write_report
 
+    check_out_path(out_path)
     store = _open_store(home, must_exist=True)
     if store is None:
         raise InputError(f"--home: no genlab store in {resolve_home(home)}")
@@ -246,6 +251,7 @@ def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, 
     from genlab.runner import execute
 
     preset = preset or "quick"
+    check_out_path(out_path)
     names = list(only) or list(registry())
     configs = {n: build_config(get_experiment(n).Config, preset) for n in names}
     store = Store(home)
