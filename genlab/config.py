@@ -35,6 +35,10 @@ SCALE_FACTOR = 10
 """An integer (or a list length) without its own bound may be at most this many times the
 largest value in the field's default and presets (and at least :data:`SCALE_FLOOR`)."""
 SCALE_FLOOR = 1000
+FLOAT_MAX = 1e15
+"""Largest magnitude of a float field: far beyond any meaningful step size, scale or tolerance,
+and small enough that its square stays finite even in float32 (a larger value would only
+overflow inside the run)."""
 MAX_TEXT = 10_000
 """Longest ``--set`` value (characters) and string value accepted."""
 MAX_YAML_BYTES = 1_000_000
@@ -95,7 +99,8 @@ class ExperimentConfig(BaseModel):
     Rules every field follows unless it says otherwise (so that a value is refused before
     anything is written instead of failing inside the run):
 
-    - floats are finite (a field that gives infinity a meaning declares ``allow_inf_nan=True``);
+    - floats are finite (a field that gives infinity a meaning declares ``allow_inf_nan=True``)
+      and at most ``FLOAT_MAX`` in magnitude;
     - an integer (also inside a list) without its own upper bound is at most
       ``SCALE_FACTOR`` × the largest value of its default and presets (at least ``SCALE_FLOOR``):
       the scale the experiment was sized for in memory and time; a field declares ``le=`` to
@@ -133,6 +138,8 @@ class ExperimentConfig(BaseModel):
         for v in _walk(value):
             if isinstance(v, str) and len(v) > MAX_TEXT:
                 raise ValueError(f"text longer than {MAX_TEXT} characters")
+            if isinstance(v, float) and abs(v) > FLOAT_MAX:
+                raise ValueError(f"magnitude at most {FLOAT_MAX:g}")
         return value
 
     @classmethod
@@ -223,7 +230,7 @@ def _safe_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{where}: not valid YAML{line}") from None
+        raise InputError(f"{where} is not valid YAML{line}") from None
     except RecursionError:
         raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, OverflowError, TypeError) as exc:  # e.g. "Exceeds the limit (4300 digits)"

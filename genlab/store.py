@@ -175,7 +175,10 @@ def process_alive(pid: int, start: str | None) -> bool:
 
 
 def _num(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+    try:
+        return float("nan") if value is None else float(value)
+    except (TypeError, ValueError, OverflowError):  # a crafted store: text where a number belongs
+        return float("nan")
 
 
 _REQUIRED = {
@@ -428,9 +431,15 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
     def _run_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         d = dict(row)
-        d["config"] = json.loads(d["config"])
+        try:
+            d["config"] = json.loads(d["config"])
+        except (TypeError, ValueError, RecursionError):  # a crafted store: keep the text, read nothing into it
+            d["config"] = {"unreadable config": str(d["config"])[:200]}
         for key in ("host", "pid", "pid_start"):
             d.pop(key, None)
+        for key in ("experiment", "status", "config_hash", "version", "preset", "sweep", "error"):
+            if d.get(key) is not None and not isinstance(d[key], str):  # SQLite keeps any type in any column
+                d[key] = str(d[key])
         return d
 
     @_guarded
@@ -463,7 +472,7 @@ class Store:
             rows = self._db.execute(
                 "SELECT step, name, value FROM metrics WHERE run = ? AND name = ? ORDER BY rowid", (run_id, name)
             )
-        return [(int(s), n, _num(v)) for s, n, v in rows]
+        return [(int(_num(s)) if math.isfinite(_num(s)) else 0, str(n), _num(v)) for s, n, v in rows]
 
     @_guarded
     def final_metrics(self, run_id: int) -> dict[str, float]:
@@ -481,7 +490,8 @@ class Store:
         )
         return [
             Verdict(
-                r["claim"], r["predicted"], r["measured"], r["tolerance"], bool(r["passed"]), r["paper"] or "",
+                str(r["claim"]), str(r["predicted"]), str(r["measured"]), str(r["tolerance"]), bool(r["passed"]),
+                str(r["paper"] or ""),
                 r["kind"] if r["kind"] in VERDICT_KINDS else "claim",
             )
             for r in rows

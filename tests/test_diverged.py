@@ -22,9 +22,11 @@ DIVERGING: dict[str, tuple[dict, bool]] = {
     "edge-of-stability": ({"step_sizes": [50.0], "steps": 50}, False),
     "hessian-outliers": ({"lr": 1e4}, False),
     "deep-linear": ({"lr": 3.0}, False),
-    "heavy-tail": ({"lr": 1e6}, False),
+    "heavy-tail": ({"lr": 1e6}, True),
     "ultra-slow-diffusion": ({"lr": 1e6}, False),
     "coherence": ({"lr": 1e6}, True),
+    "gfs-sharpness": ({"ratio": 0.01}, True),
+    "stable-minima-rate": ({"eta": 50.0}, False),
 }
 # experiments whose config cannot make every member diverge, and why
 CANNOT_DIVERGE = {

@@ -265,3 +265,20 @@ def test_show_survives_hostile_stored_strings(experiment, error, claim, metric, 
     for args in (["show", str(rid)], ["show", str(rid), "--json"], ["runs", "--json"]):
         code, out, err = _cli(capsys, *args, "--home", str(home))
         assert code == 0, (args, err[-2000:])
+
+
+def test_crafted_rows_of_any_type_are_shown_not_crashed(tmp_path: Path, capsys) -> None:
+    """SQLite keeps any type in any column: numbers, blobs and bad JSON where text belongs."""
+    home = tmp_path / "home"
+    s = Store(home)
+    rid = s.create_run("deep-linear", {}, "h", 0)
+    s.close()
+    con = sqlite3.connect(home / "genlab.sqlite")
+    con.execute("UPDATE runs SET experiment = 42, status = 'finished', error = x'5b2f785d', config = '{not json' WHERE id = ?", (rid,))
+    con.execute("INSERT INTO checks (run, claim, predicted, measured, tolerance, passed, paper) VALUES (?, 7, 'p', 'm', 't', 1, NULL)", (rid,))
+    con.execute("INSERT INTO metrics (run, step, name, value) VALUES (?, 'x', 'loss', 'not a number')", (rid,))
+    con.commit()
+    con.close()
+    for args in (["show", str(rid)], ["show", str(rid), "--json"], ["runs", "--json"]):
+        code, out, err = _cli(capsys, *args, "--home", str(home))
+        assert code == 0, (args, err[-2000:])

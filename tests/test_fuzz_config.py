@@ -48,12 +48,14 @@ def bad_values(cls: type[ExperimentConfig], name: str) -> st.SearchStrategy[Any]
         return st.one_of(junk, non_finite, over, huge_ints.filter(lambda v: v > _upper(limit, cap) or v < 0),
                          st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x != int(x)))
     if kind == "float":
-        return st.one_of(junk, st.just(math.nan)) if _allows_inf(cls, name) else st.one_of(junk, non_finite)
+        huge = st.floats(min_value=1e16, max_value=1e300).map(lambda x: x * (1 if x > 1e150 else -1))
+        return st.one_of(junk, huge, st.just(math.nan)) if _allows_inf(cls, name) else st.one_of(junk, huge, non_finite)
     if kind == "list":
         return st.one_of(
             st.just([]),
             hostile_text.filter(lambda t: _not_a_number(t) and "," not in t),
             st.lists(non_finite, min_size=1, max_size=3),
+            st.lists(st.sampled_from([1e30, -1e300, 10**30]), min_size=1, max_size=3),
             st.lists(st.lists(st.integers(), min_size=1, max_size=2), min_size=1, max_size=2),
             st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2),
             st.lists(st.sampled_from(MARKUP + CONTROL), min_size=1, max_size=2),
