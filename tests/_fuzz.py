@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-FUZZ_EXAMPLES = int(os.environ.get("GENLAB_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("GENLAB_FUZZ_EXAMPLES", "15"))
 
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,

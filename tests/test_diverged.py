@@ -19,7 +19,7 @@ from genlab.store import Store
 # experiment -> (overrides that make every member diverge, slow?)
 DIVERGING: dict[str, tuple[dict, bool]] = {
     "stable-minima": ({"step_sizes": [50.0]}, False),
-    "edge-of-stability": ({"step_sizes": [50.0], "steps": 50}, False),
+    "edge-of-stability": ({"step_sizes": [50.0], "steps": 50}, True),
     "hessian-outliers": ({"lr": 1e4}, False),
     "deep-linear": ({"lr": 3.0}, False),
     "heavy-tail": ({"lr": 1e6}, True),
