@@ -22,6 +22,7 @@ from rich.table import Table
 from genlab import __version__
 from genlab.cli_options import preset_options
 from genlab.errors import InputError
+from genlab.paths import check_out_path
 from genlab.store import Store, claim_outcome, count_claims, resolve_home
 
 _OUTCOME_STYLE = {"pass": "green", "met": "green", "FAIL": "red", "NOT MET": "red", "not tested": "yellow", "finding": "dim"}
@@ -35,6 +36,8 @@ HOME_OPTION = click.option(
     default=None,
     help="genlab home folder (default: $GENLAB_HOME or ./genlab-runs)",
 )
+RUN_ID = click.IntRange(1, 2**63 - 1)
+"""A run id: SQLite's integer range (a larger number cannot name a run)."""
 
 
 @contextmanager
@@ -218,7 +221,7 @@ def _get_run(store: Store | None, run_id: int) -> dict[str, Any]:
 
 
 @cli.command("show")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True, help="print JSON: config, verdicts, final metrics")
 @HOME_OPTION
 def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
@@ -262,7 +265,7 @@ def _info() -> dict[str, Any]:
 
 
 @cli.command("report", short_help="Write one offline HTML report of runs (--overlay compares them).")
-@click.argument("run_ids", metavar="[RUN]...", nargs=-1, type=int)
+@click.argument("run_ids", metavar="[RUN]...", nargs=-1, type=RUN_ID)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="HTML file to write (default: HOME/report.html)")
 @click.option("--overlay", is_flag=True, help="also draw the curves of the given runs of one experiment on shared axes")
 @HOME_OPTION
@@ -271,6 +274,7 @@ def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, overlay: bool, h
     experiment, sweep points left out)."""
     from genlab.report import write_report
 
+    check_out_path(out_path)
     store = _open_store(home, must_exist=True)
     if store is None:
         raise InputError(f"--home: no genlab store in {resolve_home(home)}")
@@ -305,6 +309,7 @@ def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, 
     from genlab.runner import execute
 
     preset = preset or "quick"
+    check_out_path(out_path)
     names = list(only) or list(registry())
     configs = {n: build_config(get_experiment(n).Config, preset) for n in names}
     store = Store(home)

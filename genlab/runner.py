@@ -16,6 +16,7 @@ import torch
 
 from genlab.config import ExperimentConfig, config_hash
 from genlab.experiments import get_experiment
+from genlab.experiments._base import run_status
 from genlab.recorder import Recorder
 from genlab.store import Store, Verdict
 
@@ -81,7 +82,7 @@ def execute(
             import matplotlib.pyplot as plt
 
             plt.close(fig)
-        status = "diverged" if result.get("status") == "diverged" else "finished"
+        status = run_status(result)
         store.finish_run(run_id, status)
         return RunOutcome(run_id, status, verdicts)
     except (KeyboardInterrupt, _Interrupted) as exc:

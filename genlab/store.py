@@ -17,10 +17,12 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from genlab import __version__
+from genlab.errors import InputError, StoreError
 
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 DEFAULT_HOME = "genlab-runs"
@@ -151,7 +153,7 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     return Path(home or os.environ.get("GENLAB_HOME") or DEFAULT_HOME)
 
 
-def _process_start(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """Start time of a process in clock ticks since boot (Linux), to tell reused pids apart."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -161,19 +163,61 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def process_alive(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    now = _process_start(pid)
+    now = process_start(pid)
     return start is None or now is None or now == start
 
 
 def _num(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+    try:
+        return float("nan") if value is None else float(value)
+    except (TypeError, ValueError, OverflowError):  # a crafted store: text where a number belongs
+        return float("nan")
+
+
+_REQUIRED = {
+    "runs": {"id", "experiment", "config", "config_hash", "seed", "status", "started", "ended", "version",
+             "preset", "sweep", "error", "host", "pid", "pid_start"},
+    "metrics": {"run", "step", "name", "value"},
+    "checks": {"run", "claim", "predicted", "measured", "tolerance", "passed", "paper"},
+    "artifacts": {"run", "kind", "name", "path"},
+}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def damaged(path: Path, detail: str) -> StoreError:
+    """The one-line error for a store file that cannot be used."""
+    detail = " ".join(str(detail).split())[:200]
+    return StoreError(
+        f"store {path} is damaged or not a genlab store ({detail}); inspect it with: "
+        f"sqlite3 '{path}' 'PRAGMA integrity_check'  (move it away to start a new store)"
+    )
+
+
+def _guarded(method: _F) -> _F:
+    """Turn SQLite errors met while reading or writing the database into one StoreError line."""
+
+    @wraps(method)
+    def wrapper(self: "Store", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:  # locked, disk I/O, read-only file, missing table
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                raise damaged(self.path, str(exc)) from None
+            raise StoreError(f"store {self.path}: {exc}") from None
+        except sqlite3.IntegrityError:
+            raise  # a bug in genlab's own writes: keep the traceback
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Store:
@@ -184,16 +228,86 @@ class Store:
         self.path = self.home / "genlab.sqlite"
         if not create and not self.path.exists():
             raise FileNotFoundError(f"no genlab store at {self.path}")
-        self.home.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        if self.home.exists() and not self.home.is_dir():
+            raise InputError(f"--home: {self.home} is not a folder")
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--home: cannot create {self.home}: {exc.strerror or exc}") from None
+        if self.path.exists() or self.path.is_symlink():
+            if not self.path.is_file():
+                raise damaged(self.path, "not a regular file")
+            if self.path.stat().st_size == 0:
+                raise damaged(self.path, "an empty file where a store should be; it is not re-initialised")
+        else:
+            self._create(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise damaged(self.path, str(exc)) from None
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)  # idempotent DDL
-        cols = {r["name"] for r in self._db.execute("PRAGMA table_info(checks)")}
-        if "kind" not in cols:  # a store written before verdicts had kinds: all were claims
-            self._db.execute("ALTER TABLE checks ADD COLUMN kind TEXT NOT NULL DEFAULT 'claim'")
+        self._open()
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """Create an empty store atomically: build it under a temporary name, then link it into
+        place, so that a file at ``path`` is always a complete store (an empty file never is)."""
+        tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            finally:
+                db.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process created it meanwhile: use theirs
+                pass
+            except OSError:  # no hard links on this file system
+                if not path.exists():
+                    os.replace(tmp, path)
+        except OSError as exc:
+            raise InputError(f"--home: cannot create a store in {path.parent}: {exc.strerror or exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        """Set up the connection, run a quick integrity check and check that this is a genlab store."""
+        try:
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise damaged(self.path, "quick_check: " + "; ".join(problems))
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables & set(_REQUIRED):  # a foreign database: none of genlab's tables
+                found = ", ".join(sorted(tables)[:5]) or "none"
+                raise damaged(self.path, f"no genlab tables; tables found: {found}")
+            for table, needed in _REQUIRED.items():
+                if table not in tables:
+                    continue  # created below (a store from an older genlab)
+                cols = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if not needed <= cols:
+                    raise damaged(self.path, f"table {table!r} lacks columns {sorted(needed - cols)}")
+            self._db.executescript(_SCHEMA)  # idempotent DDL (indexes)
+            cols = {r["name"] for r in self._db.execute("PRAGMA table_info(checks)")}
+            if "kind" not in cols:  # a store written before verdicts had kinds: all were claims
+                self._db.execute("ALTER TABLE checks ADD COLUMN kind TEXT NOT NULL DEFAULT 'claim'")
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                raise damaged(self.path, str(exc)) from None
+            raise StoreError(f"store {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise damaged(self.path, str(exc)) from None
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -224,6 +338,7 @@ class Store:
         return d
 
     # -- writes -----------------------------------------------------------------------------
+    @_guarded
     def create_run(
         self,
         experiment: str,
@@ -250,11 +365,12 @@ class Store:
                     sweep,
                     socket.gethostname(),
                     pid,
-                    _process_start(pid),
+                    process_start(pid),
                 ),
             )
             return int(cur.lastrowid)
 
+    @_guarded
     def log_metrics(self, run_id: int, rows: Iterable[tuple[int, str, float]]) -> None:
         """Append metric rows ``(step, name, value)`` in one transaction."""
         data = [(run_id, int(s), str(n), None if math.isnan(float(v)) else float(v)) for s, n, v in rows]
@@ -263,6 +379,7 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT INTO metrics (run, step, name, value) VALUES (?,?,?,?)", data)
 
+    @_guarded
     def add_checks(self, run_id: int, verdicts: Sequence[Verdict]) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM checks WHERE run = ?", (run_id,))
@@ -275,12 +392,16 @@ class Store:
                 ],
             )
 
+    @_guarded
     def add_artifact(self, run_id: int, kind: str, name: str, path: Path) -> None:
         """Record a file that already lies (complete) under the home folder."""
         rel = os.path.relpath(path, self.home)
+        if self.inside_home(rel) is None:
+            raise ValueError(f"artifact {path} is not inside the home folder {self.home}")
         with self.transaction() as db:
             db.execute("INSERT INTO artifacts (run, kind, name, path) VALUES (?,?,?,?)", (run_id, kind, name, rel))
 
+    @_guarded
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
@@ -290,13 +411,14 @@ class Store:
                 (status, time.time(), error, run_id),
             )
 
+    @_guarded
     def mark_dead_runs(self) -> int:
         """Mark ``running`` runs of this host whose process is gone as ``interrupted``."""
         host = socket.gethostname()
         rows = self._db.execute(
             "SELECT id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?", (host,)
         ).fetchall()
-        dead = [r["id"] for r in rows if r["pid"] is None or not _alive(int(r["pid"]), r["pid_start"])]
+        dead = [r["id"] for r in rows if r["pid"] is None or not process_alive(int(r["pid"]), r["pid_start"])]
         if dead:
             with self.transaction() as db:
                 db.executemany(
@@ -309,11 +431,18 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
     def _run_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         d = dict(row)
-        d["config"] = json.loads(d["config"])
+        try:
+            d["config"] = json.loads(d["config"])
+        except (TypeError, ValueError, RecursionError):  # a crafted store: keep the text, read nothing into it
+            d["config"] = {"unreadable config": str(d["config"])[:200]}
         for key in ("host", "pid", "pid_start"):
             d.pop(key, None)
+        for key in ("experiment", "status", "config_hash", "version", "preset", "sweep", "error"):
+            if d.get(key) is not None and not isinstance(d[key], str):  # SQLite keeps any type in any column
+                d[key] = str(d[key])
         return d
 
+    @_guarded
     def runs(self, experiment: str | None = None, sweep: str | None = None) -> list[dict[str, Any]]:
         """All runs, newest last, with dead ``running`` runs reported as ``interrupted``."""
         self.mark_dead_runs()
@@ -329,11 +458,13 @@ class Store:
             q += " WHERE " + " AND ".join(conds)
         return [self._run_dict(r) for r in self._db.execute(q + " ORDER BY id", args)]
 
+    @_guarded
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         self.mark_dead_runs()
         row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_dict(row)
 
+    @_guarded
     def metrics(self, run_id: int, name: str | None = None) -> list[tuple[int, str, float]]:
         if name is None:
             rows = self._db.execute("SELECT step, name, value FROM metrics WHERE run = ? ORDER BY rowid", (run_id,))
@@ -341,8 +472,9 @@ class Store:
             rows = self._db.execute(
                 "SELECT step, name, value FROM metrics WHERE run = ? AND name = ? ORDER BY rowid", (run_id, name)
             )
-        return [(int(s), n, _num(v)) for s, n, v in rows]
+        return [(int(_num(s)) if math.isfinite(_num(s)) else 0, str(n), _num(v)) for s, n, v in rows]
 
+    @_guarded
     def final_metrics(self, run_id: int) -> dict[str, float]:
         """The last recorded value of every metric of a run."""
         out: dict[str, float] = {}
@@ -350,6 +482,7 @@ class Store:
             out[name] = value
         return out
 
+    @_guarded
     def checks(self, run_id: int) -> list[Verdict]:
         rows = self._db.execute(
             "SELECT claim, predicted, measured, tolerance, passed, paper, kind FROM checks WHERE run = ? ORDER BY rowid",
@@ -357,13 +490,29 @@ class Store:
         )
         return [
             Verdict(
-                r["claim"], r["predicted"], r["measured"], r["tolerance"], bool(r["passed"]), r["paper"] or "",
+                str(r["claim"]), str(r["predicted"]), str(r["measured"]), str(r["tolerance"]), bool(r["passed"]),
+                str(r["paper"] or ""),
                 r["kind"] if r["kind"] in VERDICT_KINDS else "claim",
             )
             for r in rows
         ]
 
+    @_guarded
     def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT kind, name, path FROM artifacts WHERE run = ? ORDER BY rowid", (run_id,))
-        out = [{"kind": r["kind"], "name": r["name"], "path": str(self.home / r["path"])} for r in rows]
-        return [a for a in out if kind is None or a["kind"] == kind]
+        out = []
+        for r in rows:
+            path = self.inside_home(r["path"])
+            if path is not None and (kind is None or r["kind"] == kind):
+                out.append({"kind": r["kind"], "name": r["name"], "path": str(path)})
+        return out
+
+    def inside_home(self, rel: Any) -> Path | None:
+        """The artifact path ``rel`` resolved against the home, or None unless it lies inside
+        the home (an absolute or ``../`` path, or a symlink out of it, in a shared or crafted
+        store must not make genlab read other files of the machine)."""
+        if not isinstance(rel, str) or not rel or "\x00" in rel:
+            return None
+        home = self.home.resolve()
+        path = (home / rel).resolve()
+        return path if path != home and path.is_relative_to(home) else None

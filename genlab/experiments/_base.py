@@ -56,3 +56,30 @@ class Experiment(ABC):
     def figures(self, config: ExperimentConfig, result: Result) -> dict[str, Any]:
         """Matplotlib figures by file name (``name.png``)."""
         return {}
+
+
+def _members(result: Any) -> list[str]:
+    """The ``status`` of every member run recorded in a result: each dict (at any depth of
+    lists/dicts) that carries a string ``status``, the result itself excluded."""
+    found: list[str] = []
+    stack = list(result.values()) if isinstance(result, dict) else []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("status"), str):
+                found.append(item["status"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def run_status(result: Result) -> str:
+    """``diverged`` if the result says so, or if it records member runs and every one of them
+    diverged; ``finished`` otherwise (some members diverging is a finished run that reports them)."""
+    if not isinstance(result, dict):
+        return "finished"
+    if result.get("status") == "diverged":
+        return "diverged"
+    members = _members(result)
+    return "diverged" if members and all(s == "diverged" for s in members) else "finished"

@@ -15,8 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 
 from genlab.cli_options import preset_options
+from genlab.config import short_repr
 from genlab.errors import InputError
+from genlab.paths import check_out_path
 from genlab.store import Store, resolve_home
+from genlab.sweep.grid import MAX_POINTS
 
 
 def _home_option(f: Any) -> Any:
@@ -52,20 +55,22 @@ def named_plan(plan: Any, sweep_name: str, home: Path | None) -> Any:
 @preset_options("the quick preset at every point", "the full preset at every point")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a fixed config value (repeatable)")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="where points run")
-@click.option("--workers", type=int, default=None, help="points in parallel (default: cores, or the Ray cluster's CPUs)")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None, help="points in parallel (default: cores, or the Ray cluster's CPUs)")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
 @click.option("--name", "sweep_name", default=None, metavar="NAME",
               help="a readable sweep id (letters, digits, . _ -); the same --name resumes it (default: a hash of the grid)")
+@click.option("--max-points", type=click.IntRange(1, 10**7), default=MAX_POINTS, show_default=True,
+              help="refuse a grid of more points than this (counted before anything runs)")
 @_home_option
 def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple[str, ...], executor: str,
-              workers: int | None, address: str | None, sweep_name: str | None, home: Path | None) -> None:
+              workers: int | None, address: str | None, sweep_name: str | None, max_points: int, home: Path | None) -> None:
     """Run experiment NAME at every point of the grid (resumable: the same command skips finished points)."""
     from genlab.cli import err, out
     from genlab.config import parse_assignments
     from genlab.sweep.driver import run_sweep, plan_sweep
     from genlab.sweep.executors import make_executor
 
-    plan = plan_sweep(name, preset, list(grids), parse_assignments(list(sets)))
+    plan = plan_sweep(name, preset, list(grids), parse_assignments(list(sets)), max_points)
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be >= 1, got {workers}")
     if address and executor != "ray":
@@ -80,7 +85,7 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
     store = Store(home)
     ex = make_executor(executor, workers, address)
     err.print(f"sweep [bold]{plan.sweep}[/]: {len(plan.points)} points of {name} ({preset or 'default'} preset) "
-              f"on {executor} ({ex.slots} slots) into {store.home}")
+              f"on {executor} ({ex.slots} slots) into {escape(str(store.home))}")
     live = err.is_terminal
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("points ·"),
                TextColumn("{task.fields[failed]} failed · {task.fields[remaining]} remaining"),
@@ -109,7 +114,7 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
             raise KeyboardInterrupt from None
     out.print(f"sweep {plan.sweep}: {stats.done + stats.skipped}/{stats.total} points done "
               f"({stats.skipped} skipped as already finished), {stats.failed} failed, in {time.time() - t0:.1f} s")
-    out.print(f"report: genlab sweep-report {plan.sweep}" + (f" --home {home}" if home else ""))
+    out.print(f"report: genlab sweep-report {plan.sweep}" + (f" --home {escape(str(home))}" if home else ""))
     if stats.failed:
         for line in stats.errors:
             err.print(f"[red]{escape(line)}[/]")
@@ -128,12 +133,13 @@ def sweep_report_cmd(sweep: str, out_path: Path | None, home: Path | None) -> No
     from genlab.sweep.driver import known_sweeps
     from genlab.sweep.report import write_sweep_report
 
+    check_out_path(out_path)
     path = resolve_home(home) / "genlab.sqlite"
     if not path.exists():
         raise InputError(f"--home: no genlab store in {resolve_home(home)}")
     store = Store(home)
     sweeps = known_sweeps(store)
     if sweep not in sweeps:
-        raise InputError(f"SWEEP: no sweep {sweep!r} in the store; known: {', '.join(sweeps) or 'none'}")
+        raise InputError(f"SWEEP: no sweep {short_repr(sweep)} in the store; known: {', '.join(sweeps[:20]) or 'none'}")
     written = write_sweep_report(store, sweep, out_path or store.home / f"sweep-{sweep}.html")
-    out.print(f"wrote {written}")
+    out.print(f"wrote {escape(str(written))}")

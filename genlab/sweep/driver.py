@@ -14,10 +14,10 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from genlab.config import build_config, config_hash
+from genlab.config import build_config, config_hash, short_repr
 from genlab.errors import InputError
 from genlab.store import Store, Verdict
-from genlab.sweep.grid import grid_points, parse_grid, sweep_id
+from genlab.sweep.grid import MAX_POINTS, grid_points, parse_grid, sweep_id
 
 DONE = ("finished", "diverged")
 
@@ -54,12 +54,15 @@ class SweepStats:
         return self.total - self.skipped - self.done - self.failed
 
 
-def plan_sweep(experiment: str, preset: str | None, grid_items: Sequence[str], sets: dict[str, Any]) -> SweepPlan:
-    """Validate every point's config before anything is written (bad input is an InputError)."""
+def plan_sweep(
+    experiment: str, preset: str | None, grid_items: Sequence[str], sets: dict[str, Any], max_points: int = MAX_POINTS
+) -> SweepPlan:
+    """Validate every point's config before anything is written (bad input is an InputError);
+    a grid of more than ``max_points`` points is refused before it is expanded."""
     from genlab.experiments import get_experiment
 
     exp = get_experiment(experiment)
-    grid = parse_grid(grid_items)
+    grid = parse_grid(grid_items, max_points)
     both = sorted(set(grid) & set(sets))
     if both:
         raise InputError(f"--grid: key {both[0]!r} is also given with --set; give it once")
@@ -68,7 +71,7 @@ def plan_sweep(experiment: str, preset: str | None, grid_items: Sequence[str], s
         try:
             cfg = build_config(exp.Config, preset, {**sets, **values})
         except InputError as exc:
-            raise InputError(f"--grid point {values}: {exc}") from None
+            raise InputError(f"--grid point {short_repr(values, 120)}: {exc}") from None
         points.append(Point(i, values, cfg.model_dump(mode="json"), config_hash(cfg)))
     if len({p.hash for p in points}) != len(points):
         raise InputError("--grid: two points have the same config (a grid key that does not change the config?)")

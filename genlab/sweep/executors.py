@@ -13,6 +13,7 @@ import time
 from typing import Any, Protocol
 
 from genlab.errors import InputError
+from genlab.store import process_start
 from genlab.sweep.worker import init_worker, run_point
 
 RAY_HINT = "install it with: pip install 'genlab[ray]'  (or: pip install 'ray[default]')"
@@ -39,7 +40,8 @@ class LocalExecutor:
         threads = max(cores // self.slots, 1)
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["genlab.sweep.worker", "genlab.sweep._preload"])
-        self._pool = ctx.Pool(self.slots, initializer=init_worker, initargs=(threads,))
+        driver = (os.getpid(), process_start(os.getpid()))
+        self._pool = ctx.Pool(self.slots, initializer=init_worker, initargs=(threads, driver))
 
     def submit(self, name: str, config: dict[str, Any]) -> Any:
         return self._pool.apply_async(run_point, (name, config))
@@ -113,18 +115,24 @@ class RayExecutor:
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+                # a local instance: its processes take the node address 127.0.0.1, so they listen on
+                # loopback only (tests/test_ray_addresses.py records every socket)
+                ray.init(num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kwargs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = int(workers or cpus)
         self._remote = ray.remote(num_cpus=1)(_ray_point)
+        self._pending: set[Any] = set()
 
     def submit(self, name: str, config: dict[str, Any]) -> Any:
-        return self._remote.remote(name, config)
+        ref = self._remote.remote(name, config)
+        self._pending.add(ref)
+        return ref
 
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
         ready, _ = self._ray.wait(list(handles), num_returns=1, timeout=timeout)
         out = []
         for ref in ready:
+            self._pending.discard(ref)
             try:
                 out.append((ref, self._ray.get(ref)))
             except Exception as exc:  # task crashed (worker died, object lost)
@@ -134,6 +142,16 @@ class RayExecutor:
         return out
 
     def close(self, cancel: bool = False) -> None:
+        """Shut the local Ray instance down; with ``cancel`` first cancel the tasks in flight (on a
+        cluster they would run on otherwise). A driver killed outright ends its Ray job, and Ray
+        then kills the job's workers."""
+        if cancel:
+            for ref in list(self._pending):
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # already finished or lost
+                    pass
+            self._pending.clear()
         if self._started:
             self._ray.shutdown()
 

@@ -8,14 +8,19 @@ import itertools
 import json
 from typing import Any, Sequence
 
-from genlab.config import parse_value
+from genlab.config import short_repr, parse_value
 from genlab.errors import InputError
 
 
-def _range(text: str) -> list[int] | None:
-    """``a:b`` → [a, …, b−1]; ``a:b:s`` with step s; None if ``text`` is not a range."""
+MAX_POINTS = 1000
+"""Default cap on the points of one sweep (``--max-points`` raises it)."""
+
+
+def _range(text: str, cap: int) -> range | None:
+    """``a:b`` → range(a, b); ``a:b:s`` with step s; None if ``text`` is not a range.
+    The range is counted, never expanded, before it is checked against ``cap``."""
     parts = text.split(":")
-    if len(parts) not in (2, 3):
+    if len(parts) not in (2, 3) or any(len(p.strip()) > 30 for p in parts):
         return None
     try:
         nums = [int(p) for p in parts]
@@ -24,26 +29,39 @@ def _range(text: str) -> list[int] | None:
     step = nums[2] if len(nums) == 3 else 1
     if step <= 0 or nums[1] <= nums[0]:
         raise InputError(f"--grid: empty range {text!r} (expected a:b with a < b, optional step > 0)")
-    return list(range(nums[0], nums[1], step))
+    values = range(nums[0], nums[1], step)
+    if len(values) > cap:
+        raise InputError(f"--grid: range {text!r} has {len(values)} values, more than the {cap} points allowed (--max-points)")
+    return values
 
 
-def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """``["eta=0.1,0.2", "seed=0:4"]`` → ``{"eta": [0.1, 0.2], "seed": [0, 1, 2, 3]}`` (order kept)."""
+def parse_grid(items: Sequence[str], max_points: int = MAX_POINTS) -> dict[str, list[Any]]:
+    """``["eta=0.1,0.2", "seed=0:4"]`` → ``{"eta": [0.1, 0.2], "seed": [0, 1, 2, 3]}`` (order kept).
+
+    The number of points (the product of the grid sizes) is counted before anything is
+    expanded; more than ``max_points`` is an InputError."""
     grid: dict[str, list[Any]] = {}
+    total = 1
     for item in items:
         key, sep, text = item.partition("=")
         key, text = key.strip(), text.strip()
         if not sep or not key or not text:
-            raise InputError(f"--grid: expected key=v1,v2,… or key=a:b, got {item!r}")
+            raise InputError(f"--grid: expected key=v1,v2,… or key=a:b, got {short_repr(item)}")
         if key in grid:
-            raise InputError(f"--grid: key {key!r} given twice")
-        values = _range(text)
+            raise InputError(f"--grid: key {short_repr(key)} given twice")
+        values = _range(text, max_points)
         if values is None:
-            values = [parse_value(part.strip()) for part in text.split(",") if part.strip()]
+            if text.count(",") >= max_points:
+                raise InputError(f"--grid: {short_repr(key)} has more than the {max_points} points allowed (--max-points)")
+            values = [parse_value(part.strip(), f"--grid {short_repr(key, 40)}") for part in text.split(",") if part.strip()]
         if not values:
-            raise InputError(f"--grid: no values for {key!r}")
+            raise InputError(f"--grid: no values for {short_repr(key)}")
+        total *= len(values)
+        if total > max_points:
+            raise InputError(f"--grid: more than {max_points} points (the product of the grids; --max-points raises the cap)")
+        values = list(values)
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
-            raise InputError(f"--grid: repeated value for {key!r}")
+            raise InputError(f"--grid: repeated value for {short_repr(key)}")
         grid[key] = values
     if not grid:
         raise InputError("--grid: at least one grid is required (e.g. --grid seed=0:4)")

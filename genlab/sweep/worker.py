@@ -7,14 +7,50 @@ from __future__ import annotations
 import io
 import os
 import signal
+import threading
 import time
 import traceback
 from typing import Any
 
+from genlab.store import process_alive
 
-def init_worker(threads: int = 1) -> None:
-    """Pool initializer: the driver handles SIGINT (workers ignore it); ``threads`` torch threads."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _parent_death_signal() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def watch_driver(pid: int, start: str | None, every: float = 0.5) -> threading.Thread:
+    """A daemon thread that ends this process as soon as the driver ``pid`` is gone, so that a
+    killed sweep (SIGKILL, OOM) leaves no worker computing points nobody will write."""
+
+    def loop() -> None:
+        while process_alive(pid, start):
+            time.sleep(every)
+        os._exit(0)
+
+    thread = threading.Thread(target=loop, name="genlab-driver-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def init_worker(threads: int = 1, driver: tuple[int, str | None] | None = None) -> None:
+    """Pool initializer: the driver handles SIGINT (workers ignore it); ``threads`` torch threads.
+
+    With ``driver = (pid, start)`` the worker dies with its parent (``PR_SET_PDEATHSIG``) and a
+    watchdog thread ends it when the driver process is gone (its parent may be a fork server)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if driver is not None:
+        _parent_death_signal()
+        watch_driver(*driver)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
 
@@ -36,6 +72,7 @@ def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
 
         from genlab.config import build_config
         from genlab.experiments import get_experiment
+        from genlab.experiments._base import run_status
 
         exp = get_experiment(name)
         cfg = build_config(exp.Config, None, config)
@@ -55,7 +92,7 @@ def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
             legible(fig).savefig(buf, format="png", dpi=110, bbox_inches="tight")
             plt.close(fig)
             figures[fname] = buf.getvalue()
-        status = "diverged" if result.get("status") == "diverged" else "finished"
+        status = run_status(result)
         return {
             "status": status,
             "rows": recorder.rows,

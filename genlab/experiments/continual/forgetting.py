@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field
 from scipy.optimize import minimize
 
+from genlab.config import Fractions, PositiveInts, UnitIntervals
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.theory.forgetting import cyclic_forgetting_bound
 
@@ -39,16 +40,16 @@ PAPER_SIM = "Goldfarb, Evron, Weinberger, Soudry & Hand 2024, arXiv 2401.12617 (
 class ForgettingConfig(ExperimentConfig):
     """Config of :class:`Forgetting`."""
 
-    task_counts: list[int] = Field(default_factory=lambda: [2, 3, 5], min_length=1)
+    task_counts: PositiveInts = Field(default_factory=lambda: [2, 3, 5], min_length=1)
     dim: int = Field(10, ge=2, description="dimension d of the random-task runs")
     iterations: int = Field(300, ge=1, description="k, iterations of the cyclic runs")
     random_draws: int = Field(20, ge=1, description="random task sets per T")
     search_restarts: int = Field(2, ge=1, description="Nelder–Mead restarts per (T, d, k) in the worst-case search")
-    search_k: list[int] = Field(default_factory=lambda: [1, 8], description="worst-case search at k = factor·T")
-    search_dims: list[int] = Field(default_factory=lambda: [2], min_length=1, description="dimensions of the worst-case search")
+    search_k: PositiveInts = Field(default_factory=lambda: [1, 8], description="worst-case search at k = factor·T")
+    search_dims: PositiveInts = Field(default_factory=lambda: [2], min_length=1, description="dimensions of the worst-case search")
     p: int = Field(100, ge=4, description="dimension of the two-task model")
-    rank_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=2, description="d/p of task 1 (threshold read as 1/2)")
-    m_fractions: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0], min_length=3)
+    rank_fractions: Fractions = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=2, description="d/p of task 1 (threshold read as 1/2)")
+    m_fractions: UnitIntervals = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0], min_length=3)
     similarity_trials: int = Field(30, ge=2)
 
     @classmethod

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from scipy.stats import spearmanr
 
+from genlab.config import PositiveFloats
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.theory.deep_linear import saxe_learning_time, saxe_mode_strength
 from genlab.train import Measurement, Trainer
@@ -32,7 +33,7 @@ PAPER = "Saxe, McClelland & Ganguli 2013, arXiv 1312.6120 (ICLR 2014), Sec. 2"
 class DeepLinearConfig(ExperimentConfig):
     """Config of :class:`DeepLinear`."""
 
-    singular_values: list[float] = Field(default_factory=lambda: [3.0, 2.0, 1.0, 0.5], min_length=1)
+    singular_values: PositiveFloats = Field(default_factory=lambda: [3.0, 2.0, 1.0, 0.5], min_length=1)
     d_in: int = Field(8, ge=1)
     d_hidden: int = Field(8, ge=1)
     d_out: int = Field(6, ge=1)
@@ -42,6 +43,16 @@ class DeepLinearConfig(ExperimentConfig):
     lr: float = Field(0.005, gt=0, description="GD step η (τ = 1/η)")
     horizon: float = Field(1.5, gt=0, description="steps = horizon × predicted time for the weakest mode to reach 0.99 s")
     tolerance: float = Field(0.05, gt=0, description="allowed max |u − u_theory|/s and relative learning-time error")
+
+    @model_validator(mode="after")
+    def _fits(self) -> "DeepLinearConfig":
+        r = len(self.singular_values)
+        for name in ("d_in", "d_hidden", "d_out"):
+            if getattr(self, name) < r:
+                raise ValueError(f"{name} must be >= len(singular_values) = {r}, got {getattr(self, name)}")
+        if self.n < self.d_in:
+            raise ValueError(f"n must be >= d_in = {self.d_in} (whitened inputs), got {self.n}")
+        return self
 
 
 class DeepLinear(Experiment):
@@ -129,15 +140,16 @@ class DeepLinear(Experiment):
     def checks(self, config: DeepLinearConfig, result: Result) -> list[Verdict]:
         s = np.asarray(result["s"])
         tau = result["tau"]
-        u = np.asarray(result["decoupled"]["u"])  # (steps+1, r)
-        th = np.asarray(result["theory"]).T
-        dev = np.max(np.abs(u - th), axis=0) / s
+        u = np.asarray(result["decoupled"]["u"], dtype=float).reshape(-1, s.size)  # (steps+1, r); fewer if diverged
+        th = np.asarray(result["theory"]).T[: len(u)]
+        dev = (np.max(np.abs(u - th), axis=0) if len(u) else np.full(s.size, np.nan)) / s
+        note = f" (diverged after {max(len(u) - 1, 0)} steps)" if result["decoupled"]["status"] == "diverged" else ""
         tol = config.tolerance
         out = [
             Verdict(
                 claim="decoupled balanced init: every mode strength follows u(t) = s e^{2st/τ}/(e^{2st/τ} − 1 + s/u₀)",
                 predicted="max_t |u_α(t) − u_theory(t)| / s_α ≤ tolerance for every mode",
-                measured="max deviation / s per mode: " + ", ".join(f"s={a:g}: {d:.4f}" for a, d in zip(s, dev)),
+                measured="max deviation / s per mode: " + ", ".join(f"s={a:g}: {d:.4f}" for a, d in zip(s, dev)) + note,
                 tolerance=f"{tol:g} (GD is forward Euler of the flow: error O(η·s) = {config.lr * s.max():.3g} at most)",
                 passed=bool(np.all(dev <= tol)),
                 paper=PAPER,
@@ -156,7 +168,7 @@ class DeepLinear(Experiment):
                 paper=PAPER,
             )
         )
-        ur = np.asarray(result["random"]["u"])
+        ur = np.asarray(result["random"]["u"], dtype=float).reshape(-1, s.size)
         t_rand = np.array([self._crossing(ur[:, i], 0.5 * a) for i, a in enumerate(s)])
         finite = np.isfinite(t_rand)
         rho = float(spearmanr(s, t_rand).statistic) if len(s) > 1 and finite.all() else float("nan")
@@ -181,7 +193,7 @@ class DeepLinear(Experiment):
         s = np.asarray(result["s"])
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
         for ax, init in zip(axes, ("decoupled", "random")):
-            u = np.asarray(result[init]["u"])
+            u = np.asarray(result[init]["u"], dtype=float).reshape(-1, s.size)
             for i, a in enumerate(s):
                 line, = ax.plot(u[:, i], lw=1.8, label=f"s={a:g}")
                 ax.plot(result["theory"][i], ls="--", color="k", lw=0.8)

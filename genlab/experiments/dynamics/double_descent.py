@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.theory.double_descent import min_norm_risk, min_norm_risk_finite, optimal_ridge, ridge_risk
 
@@ -31,14 +32,14 @@ class DoubleDescentConfig(ExperimentConfig):
     """Config of :class:`DoubleDescent`."""
 
     n: int = Field(100, ge=10, description="training samples")
-    p_values: list[int] = Field(
+    p_values: PositiveInts = Field(
         default_factory=lambda: [10, 25, 50, 70, 85, 95, 100, 105, 115, 130, 160, 200, 300, 500], min_length=3
     )
     trials: int = Field(60, ge=2)
     r2: float = Field(1.0, gt=0, description="‖β‖² (signal)")
     sigma2: float = Field(0.25, ge=0, description="label-noise variance σ²")
     rf_dim: int = Field(20, ge=1, description="input dimension d of the random-features model")
-    rf_features: list[int] = Field(default_factory=lambda: [10, 30, 60, 80, 90, 100, 110, 130, 200, 400, 1000], min_length=3)
+    rf_features: PositiveInts = Field(default_factory=lambda: [10, 30, 60, 80, 90, 100, 110, 130, 200, 400, 1000], min_length=3)
     rf_trials: int = Field(20, ge=1)
     rf_test: int = Field(1000, ge=10)
     gap: float = Field(0.2, gt=0, description="theory compared only where |γ − 1| ≥ gap (heavy tails near 1)")

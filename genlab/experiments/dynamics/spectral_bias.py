@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 
@@ -38,6 +38,12 @@ class SpectralBiasConfig(ExperimentConfig):
     steps: int = Field(2000, ge=1)
     measure_every: int = Field(20, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1, description="learned when |r̂(k)|/A_k < threshold")
+
+    @model_validator(mode="after")
+    def _below_nyquist(self) -> "SpectralBiasConfig":
+        if min(self.frequencies) < 1 or max(self.frequencies) >= self.points // 2:
+            raise ValueError(f"frequencies must be in [1, points/2) = [1, {self.points // 2}), got {self.frequencies}")
+        return self
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from scipy.stats import spearmanr
 
+from genlab.config import PositiveFloats
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.theory.diagonal_nets import min_l1_interpolator, min_l2_interpolator, q_alpha, qalpha_interpolator
 
@@ -36,11 +37,11 @@ class KernelRichConfig(ExperimentConfig):
     d: int = Field(50, ge=2, description="dimension")
     sparsity: int = Field(3, ge=1, description="number of nonzero entries k of β*")
     noise: float = Field(0.0, ge=0, description="label noise standard deviation")
-    alphas: list[float] = Field(
+    alphas: PositiveFloats = Field(
         default_factory=lambda: [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0], min_length=3, description="initialization scales α"
     )
     eta_rel: float = Field(0.1, gt=0, le=1, description="step as a fraction of the inverse local curvature bound")
-    step_sweep: list[float] = Field(
+    step_sweep: PositiveFloats = Field(
         default_factory=lambda: [0.4, 0.2, 0.1], min_length=2, description="η_rel values of the step-size sweep"
     )
     sweep_alpha: float = Field(0.3, gt=0, description="α at which the step-size sweep is run")
@@ -48,6 +49,12 @@ class KernelRichConfig(ExperimentConfig):
     tol: float = Field(1e-7, gt=0, description="stop when ‖Xβ − y‖ ≤ tol·‖y‖")
     match_tol: float = Field(0.02, gt=0, description="relative tolerance of ‖β_GD − β_α‖/‖β_α‖")
     limit_tol: float = Field(0.05, gt=0, description="relative tolerance of the α → 0 and α → ∞ limits")
+
+    @model_validator(mode="after")
+    def _underdetermined(self) -> "KernelRichConfig":
+        if self.n >= self.d:
+            raise ValueError(f"n must be < d (an underdetermined problem), got n={self.n}, d={self.d}")
+        return self
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from genlab.config import PositiveFloats
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.relu1d import TwoLayerReLU1D
 from genlab.theory.representation_cost import (
@@ -44,11 +45,19 @@ class MinNormSplineConfig(ExperimentConfig):
     x: list[float] = Field(default_factory=lambda: [-1.5, -0.9, -0.3, 0.3, 0.9, 1.5], min_length=3)
     y: list[float] = Field(default_factory=lambda: [0.0, 0.8, -0.2, 0.6, -0.4, 0.3], min_length=3)
     width: int = Field(200, ge=2)
-    weight_decays: list[float] = Field(default_factory=lambda: [1e-3, 1e-4], min_length=1, description="λ values")
+    weight_decays: PositiveFloats = Field(default_factory=lambda: [1e-3, 1e-4], min_length=1, description="λ values")
     steps: int = Field(5000, ge=1)
     lr: float = Field(0.01, gt=0, description="Adam step size (cosine-annealed to 0)")
     fit_tol: float = Field(0.05, gt=0, description="max |f − spline| on the data range, as a fraction of range(y)")
     cost_tol: float = Field(0.03, gt=0, description="relative tolerance of ½Σ(w²+v²) = R")
+
+    @model_validator(mode="after")
+    def _points(self) -> "MinNormSplineConfig":
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x and y must have the same length, got {len(self.x)} and {len(self.y)}")
+        if len(set(self.x)) != len(self.x):
+            raise ValueError("the x values must be distinct")
+        return self
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:

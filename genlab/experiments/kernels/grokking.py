@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from genlab.config import PositiveFloats
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.probes.kernels import kernel_alignment, kernel_distance
 from genlab.theory.kernels import kernel_regression_predict
@@ -62,7 +63,7 @@ class GrokkingConfig(ExperimentConfig):
     P: int = Field(80, ge=2, description="training points")
     n_test: int = Field(2000, ge=10, description="test points")
     epsilon: float = Field(0.05, gt=0, description="ε of φ(h) = h + (ε/2)h²")
-    alphas: list[float] = Field(default_factory=lambda: [3.0, 10.0, 50.0], min_length=2, description="output scales α")
+    alphas: PositiveFloats = Field(default_factory=lambda: [3.0, 10.0, 50.0], min_length=2, description="output scales α")
     eta_rel: float = Field(0.5, gt=0, lt=2, description="η0 as a fraction of 1/λ_max(K0/P)")
     steps: int = Field(30_000, ge=10, description="GD steps")
     measure_every: int = Field(200, ge=1, description="measurement period (steps)")

@@ -27,6 +27,7 @@ from pydantic import Field
 from scipy.stats import spearmanr
 
 from genlab.data.synthetic import sphere_regression
+from genlab.config import PositiveFloats
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.centered import Centered
 from genlab.models.ntk_mlp import NTKMLP
@@ -45,7 +46,7 @@ class LazyRichConfig(ExperimentConfig):
     n: int = Field(20, ge=2, description="training points")
     n_test: int = Field(50, ge=1, description="test points")
     width: int = Field(128, ge=1, description="hidden width")
-    alphas: list[float] = Field(
+    alphas: PositiveFloats = Field(
         default_factory=lambda: [0.3, 1.0, 3.0, 10.0, 30.0, 100.0], min_length=3, description="output scales α"
     )
     seeds: int = Field(2, ge=1, description="networks per α (measurements averaged)")

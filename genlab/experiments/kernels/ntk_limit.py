@@ -24,6 +24,7 @@ import torch
 from pydantic import Field
 
 from genlab.data.synthetic import sphere_regression
+from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.centered import Centered
 from genlab.models.ntk_mlp import NTKMLP
@@ -44,7 +45,7 @@ class NTKLimitConfig(ExperimentConfig):
     n: int = Field(20, ge=2, description="training points")
     n_test: int = Field(50, ge=1, description="test points")
     depth: int = Field(1, ge=1, description="hidden layers")
-    widths: list[int] = Field(default_factory=lambda: [64, 256, 1024, 4096], min_length=3, description="hidden widths")
+    widths: PositiveInts = Field(default_factory=lambda: [64, 256, 1024, 4096], min_length=3, description="hidden widths")
     seeds: int = Field(2, ge=1, description="networks per width (gaps averaged)")
     sigma_w2: float = Field(2.0, gt=0, description="weight variance σ_w² (NTK parameterization)")
     sigma_b2: float = Field(0.1, ge=0, description="bias variance σ_b²")

@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from genlab.data.classification import corrupt_labels
+from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset
 from genlab.models.mlp import mlp
@@ -37,7 +38,7 @@ PAPER = "Chatterjee & Zielinski 2022 (arXiv 2203.10036); Chatterjee & Zielinski 
 class CoherenceConfig(ExperimentConfig):
     n_train: int = Field(1000, ge=20, le=4000, description="MNIST-1D training examples")
     n_test: int = Field(1000, ge=10, le=1000, description="MNIST-1D test examples")
-    widths: list[int] = Field(default_factory=lambda: [256, 256], min_length=1, description="hidden widths")
+    widths: PositiveInts = Field(default_factory=lambda: [256, 256], min_length=1, description="hidden widths")
     lr: float = Field(0.01, gt=0, description="SGD step size")
     batch_size: int = Field(100, ge=1, description="SGD minibatch size")
     steps: int = Field(2000, ge=10, description="SGD steps per run")

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from genlab.config import Fractions, PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset
 from genlab.models.mlp import mlp
@@ -47,7 +48,7 @@ METHODS = ("el2n", "grand", "el2n-balanced", "easy", "random")
 class DataDietConfig(ExperimentConfig):
     n_train: int = Field(1000, ge=100, le=4000, description="MNIST-1D training examples")
     n_test: int = Field(1000, ge=10, le=1000, description="MNIST-1D test examples")
-    widths: list[int] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden widths")
+    widths: PositiveInts = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden widths")
     lr: float = Field(0.1, gt=0, description="SGD step size")
     batch_size: int = Field(64, ge=1, description="SGD minibatch size")
     score_seeds: int = Field(3, ge=1, description="networks whose scores are averaged")
@@ -55,7 +56,7 @@ class DataDietConfig(ExperimentConfig):
     train_steps: int = Field(2000, ge=1, description="SGD steps of every (re)training run")
     min_scorer_acc: float = Field(0.9, gt=0, le=1, description="regime: scorers' train accuracy at scoring ≥ this")
     min_fit_acc: float = Field(0.95, gt=0, le=1, description="regime: every retraining run fits its kept examples to ≥ this train accuracy")
-    keep_fractions: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description="fractions kept")
+    keep_fractions: Fractions = Field(default_factory=lambda: [0.5], min_length=1, description="fractions kept")
     retrain_seeds: int = Field(2, ge=1, description="retraining runs per fraction and method")
     moderate_min_keep: float = Field(0.5, gt=0, le=1, description="'moderate' pruning: kept fraction ≥ this")
 

@@ -30,6 +30,7 @@ import torch
 from pydantic import Field
 from scipy.stats import spearmanr
 
+from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset
 from genlab.models.mlp import mlp
@@ -41,7 +42,7 @@ PAPER = "Simsekli, Sagun & Gurbuzbalaban 2019 (arXiv 1901.06053)"
 
 class HeavyTailConfig(ExperimentConfig):
     n_train: int = Field(2000, ge=100, le=4000, description="MNIST-1D training examples")
-    widths: list[int] = Field(default_factory=lambda: [32, 128, 512], min_length=1, description="hidden widths")
+    widths: PositiveInts = Field(default_factory=lambda: [32, 128, 512], min_length=1, description="hidden widths")
     depth: int = Field(2, ge=1, description="number of hidden layers")
     lr: float = Field(0.1, gt=0, description="SGD step size")
     batch_size: int = Field(100, ge=1, description="SGD minibatch size (also of the noise samples)")

@@ -31,6 +31,7 @@ import torch
 from pydantic import Field
 from scipy.optimize import curve_fit
 
+from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset
 from genlab.models.mlp import mlp
@@ -42,7 +43,7 @@ PAPER = "Hoffer, Hubara & Soudry 2017 (arXiv 1705.08741)"
 
 class DiffusionConfig(ExperimentConfig):
     n_train: int = Field(2000, ge=100, le=4000, description="MNIST-1D training examples")
-    widths: list[int] = Field(default_factory=lambda: [256, 256], min_length=1, description="hidden widths")
+    widths: PositiveInts = Field(default_factory=lambda: [256, 256], min_length=1, description="hidden widths")
     lr: float = Field(0.1, gt=0, description="constant SGD step size (Hoffer et al.: 0.1)")
     momentum: float = Field(0.9, ge=0, lt=1, description="heavy-ball momentum (Hoffer et al.: 0.9)")
     batch_size: int = Field(64, ge=1, description="SGD minibatch size")

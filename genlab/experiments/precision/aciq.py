@@ -24,7 +24,7 @@ worst measured error (−0.121) was known: said in the verdict.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ class AciqConfig(ExperimentConfig):
     """Config of :class:`Aciq`."""
 
     samples: int = Field(400_000, ge=1000, description="Monte-Carlo samples per law")
-    bits_range: list[int] = Field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8], min_length=1)
+    bits_range: list[Annotated[int, Field(ge=1, le=16)]] = Field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8], min_length=1)
     quant_bits: int = Field(4, ge=2, le=8, description="bits of the post-training quantization")
     hidden: int = Field(100, ge=1)
     train_steps: int = Field(3000, ge=1)

@@ -32,7 +32,7 @@ from pydantic import Field
 from scipy.stats import spearmanr
 
 from genlab.data.chebyshev import chebyshev_regression
-from genlab.config import StepSizes
+from genlab.config import PositiveInts, StepSizes
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.mlp import mlp
 from genlab.train import Measurement, Trainer
@@ -47,7 +47,7 @@ class EdgeOfStabilityConfig(ExperimentConfig):
 
     n: int = Field(20, ge=2, description="number of evenly spaced training points on [-1, 1]")
     degree: int = Field(3, ge=1, le=20, description="degree k of the Chebyshev target T_k")
-    widths: list[int] = Field(default_factory=lambda: [100, 100], min_length=1, description="hidden widths of the tanh MLP")
+    widths: PositiveInts = Field(default_factory=lambda: [100, 100], min_length=1, description="hidden widths of the tanh MLP")
     step_sizes: StepSizes = Field(default_factory=lambda: [0.05, 0.07, 0.1], min_length=1, description="GD step sizes η")
     steps: int = Field(1200, ge=10, description="GD steps per step size")
     measure_every: int = Field(10, ge=1, description="sharpness measured every this many steps")

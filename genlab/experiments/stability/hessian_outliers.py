@@ -40,6 +40,7 @@ from pydantic import Field, field_validator
 
 from genlab.data.classification import gaussian_clusters, mnist1d
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
+from genlab.experiments._diverged import diverged_figure
 from genlab.models.mlp import mlp
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.spectrum import hessian_spectrum
@@ -141,6 +142,11 @@ class HessianOutliers(Experiment):
                          progress=bar).fit()
         with torch.no_grad():
             acc = float((model(x).argmax(1) == y).double().mean())
+        if result.status == "diverged":  # no spectrum of non-finite parameters: recorded as diverged
+            return {"name": name, "classes": c, "status": "diverged", "loss": result.loss, "steps": result.steps,
+                    "train_accuracy": acc, "params": sum(p.numel() for p in model.parameters()), "eigenvalues": [],
+                    "eig_converged": False, "outliers": 0, "gap": float("nan"), "slq_outliers": [], "grid": [],
+                    "density": [], "hvps": 0}
         k = 2 * c + 2
         eig = hessian_eigenvalues(model, F.cross_entropy, (x, y), k=k, tol=1e-5, max_iter=min(600, 30 * k), seed=config.seed,
                                   return_eigenvectors=True)
@@ -258,7 +264,9 @@ class HessianOutliers(Experiment):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        runs = result["runs"]
+        runs = [r for r in result["runs"] if r["status"] != "diverged"]  # a diverged run has no spectrum
+        if not runs:
+            return {"diverged.png": diverged_figure(self.name, [(r["name"], r.get("steps")) for r in result["runs"]])}
         fig, axes = plt.subplots(1, len(runs), figsize=(3.8 * len(runs), 3.4), squeeze=False)
         for ax, r in zip(axes[0], runs):
             grid = np.asarray(r["grid"])

@@ -35,6 +35,7 @@ from scipy.stats import spearmanr
 from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
 from genlab.config import StepSizes
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
+from genlab.experiments._diverged import diverged_figure
 from genlab.models.relu1d import TwoLayerReLU1D
 from genlab.probes.dense import dense_top_eigenvalue
 from genlab.probes.function_space import (
@@ -328,6 +329,8 @@ class StableMinima(Experiment):
         import matplotlib.pyplot as plt
 
         runs = [r for r in result["runs"] if r["status"] != "diverged"]
+        if not runs:  # every step size diverged: draw where each did
+            return {"diverged.png": diverged_figure(self.name, [(f"η={r['eta']:g}", r.get("steps")) for r in result["runs"]])}
         grid = np.asarray(result["grid"])
         figs: dict[str, Any] = {}
 

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 
 from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
+from genlab.experiments._diverged import diverged_figure
 from genlab.train.ensemble import KERNELS, forward, init_params, train_ensemble
 
 PAPER = "Qiao, Zhang, Singh, Soudry & Wang 2024 (arXiv 2406.06838): MSE Õ(n^(−4/5)) on the interior of the support"
@@ -257,6 +258,8 @@ class StableMinimaRate(Experiment):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        if all(p["status"] == "diverged" for p in result["points"]):  # nothing converged: where each diverged
+            return {"diverged.png": diverged_figure(self.name, [(f"n={p['n']}, seed {p['seed']}", p.get("steps")) for p in result["points"]])}
         fig, ax = plt.subplots(figsize=(5.2, 3.8))
         ns = result["ns"]
         for p in result["points"]:
