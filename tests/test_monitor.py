@@ -206,3 +206,4 @@ def test_non_scalar_loss():
     mon = Monitor(model, F.cross_entropy, probes=["loss"])
     with pytest.raises(InputError, match="^loss:"):
         mon.step((x, y), loss=torch.ones(3))
+
