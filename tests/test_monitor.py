@@ -154,6 +154,9 @@ def test_schedules():
     assert [t for t in range(1, 10) if s.due(t)] == [3, 6, 9]
     log = Schedule(every=None, log_spaced=True, base=2.0)
     assert [t for t in range(1, 20) if log.due(t)] == [1, 2, 4, 8, 16]
+    powers = [1.5**k for k in range(40)]  # brute force: steps t with a power of 1.5 in (t − 1, t]
+    want = [t for t in range(1, 3000) if any(t - 1 < p <= t for p in powers)]
+    assert [t for t in range(1, 3000) if Schedule(None, log_spaced=True).due(t)] == want
     model, x, y = _setup(dropout=False)
     mon = Monitor(model, F.cross_entropy, None, probes=["loss", "distance"], every={"distance": 2})
     for t in range(4):

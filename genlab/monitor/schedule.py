@@ -10,8 +10,8 @@ from genlab.errors import InputError
 
 @dataclass(frozen=True)
 class Schedule:
-    """Due at step t ≥ 1 when ``every`` divides t, or (``log_spaced``) when t is the first step
-    at or past a power of ``base`` (1, 2, 3, 4, 6, 9, 13, ... for base 1.5)."""
+    """Due at step t ≥ 1 when ``every`` divides t, or (``log_spaced``) when some power of ``base``
+    lies in (t − 1, t] (1, 2, 3, 4, 6, 8, 12, 18, ... for base 1.5)."""
 
     every: int | None = None
     log_spaced: bool = False
@@ -29,6 +29,6 @@ class Schedule:
         if self.every is not None and step % self.every == 0:
             return True
         if self.log_spaced and step >= 1:
-            k = math.ceil(math.log(step) / math.log(self.base) - 1e-12)
-            return step == math.ceil(self.base**k - 1e-9) or (step == 1)
+            k = math.floor(math.log(step) / math.log(self.base) + 1e-12)
+            return self.base**k > step - 1 + 1e-9
         return False
