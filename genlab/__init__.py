@@ -7,3 +7,12 @@ The layers (see the README's design picture): ``theory`` (closed forms, numpy/sc
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy top-level exports (importing genlab stays cheap: no torch until used)."""
+    if name == "Monitor":
+        from genlab.monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")
