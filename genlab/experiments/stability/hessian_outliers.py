@@ -143,7 +143,7 @@ class HessianOutliers(Experiment):
         with torch.no_grad():
             acc = float((model(x).argmax(1) == y).double().mean())
         if result.status == "diverged":  # no spectrum of non-finite parameters: recorded as diverged
-            return {"name": name, "classes": c, "status": "diverged", "loss": result.loss, "steps": result.steps,
+            return {"name": name, "classes": c, "status": "diverged", "loss": result.loss, "steps": result.steps, "target_loss": target,
                     "train_accuracy": acc, "params": sum(p.numel() for p in model.parameters()), "eigenvalues": [],
                     "eig_converged": False, "outliers": 0, "gap": float("nan"), "slq_outliers": [], "grid": [],
                     "density": [], "hvps": 0}
