@@ -25,3 +25,29 @@ def run_cli(*args: str, home: Path | None = None, timeout: float = 300, **kw) ->
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "genlab-home"
+
+
+def run_experiment(name: str, **overrides):
+    """Run experiment ``name`` on a config with ``overrides`` in memory: the result must be
+    JSON-able and every figure must render. Returns ``(result, verdicts)``."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genlab.experiments import get_experiment
+    from genlab.recorder import MemoryRecorder
+
+    exp = get_experiment(name)
+    config = exp.Config(**overrides)
+    result = exp.run(config, MemoryRecorder())
+    json.dumps(result)
+    verdicts = exp.checks(config, result)
+    figs = exp.figures(config, result)
+    assert figs
+    for fig in figs.values():
+        fig.canvas.draw()
+        plt.close(fig)
+    return result, verdicts

@@ -14,18 +14,7 @@ from genlab.experiments import get_experiment
 from genlab.recorder import MemoryRecorder
 
 
-def run(name, **overrides):
-    exp = get_experiment(name)
-    config = exp.Config(**overrides)
-    result = exp.run(config, MemoryRecorder())
-    json.dumps(result)
-    verdicts = exp.checks(config, result)
-    figs = exp.figures(config, result)
-    assert figs
-    for fig in figs.values():
-        fig.canvas.draw()
-        matplotlib.pyplot.close(fig)
-    return result, verdicts
+from conftest import run_experiment as run  # noqa: E402
 
 
 def test_deep_linear_follows_saxe():
