@@ -39,3 +39,13 @@ def test_presets_and_overrides():
 def test_bad_values_name_the_field(overrides, pattern):
     with pytest.raises(InputError, match=pattern):
         build_config(StableMinimaConfig, "quick", overrides)
+
+
+def test_a_range_given_high_first_is_refused():
+    """ntk-limit's slope_range must be (low, high): reversed, no verdict could ever pass."""
+    from genlab.config import build_config
+    from genlab.experiments import get_experiment
+
+    with pytest.raises(InputError, match="slope_range"):
+        build_config(get_experiment("ntk-limit").Config, "quick", {"slope_range": [0, -0.8]})
+    assert build_config(get_experiment("ntk-limit").Config, "quick", {"slope_range": [-0.8, 0]}).slope_range == (-0.8, 0)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from genlab.data.synthetic import sphere_regression
 from genlab.config import PositiveInts
@@ -52,6 +52,13 @@ class NTKLimitConfig(ExperimentConfig):
     eta_rel: float = Field(1.0, gt=0, lt=2, description="step as a fraction of 1/λ_max(Θ/n)")
     steps: int = Field(1000, ge=1, description="GD steps")
     slope_range: tuple[float, float] = Field((-1.0, -0.25), description="allowed log-log slope of gap vs width")
+
+    @field_validator("slope_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1]:
+            raise ValueError(f"must be (low, high) with low < high, got {value}")
+        return value
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
