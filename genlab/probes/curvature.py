@@ -31,7 +31,7 @@ from genlab.errors import InputError
 from genlab.probes._functional import Data, LossFn
 from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
 from genlab.probes._setup import ProbeInfo, take
-from genlab.probes.lanczos import WHICH, Which, _wanted, lanczos
+from genlab.probes.lanczos import WHICH, Which, _wanted, certified, lanczos
 
 
 @dataclass
@@ -40,7 +40,11 @@ class EigenResult:
 
     ``eigenvalues`` descending; ``eigenvectors`` (k × P, unit rows, same order) if asked for;
     ``residuals`` ‖H u − λ u‖ of each pair; ``hvps`` the number of matrix-vector products;
-    ``converged`` whether every residual met the tolerance."""
+    ``converged``: every returned value is within tol·|θ|_max of an eigenvalue (its residual), and
+    no other Ritz value's residual interval reaches past the k-th returned one by more than
+    tol·|θ|_max (:func:`genlab.probes.lanczos.certified`): the values are the top k as far as the
+    Krylov space seen can tell. An eigenvalue whose eigenvector the Krylov space has (numerically)
+    not reached yet cannot be excluded by any residual test."""
 
     eigenvalues: np.ndarray
     residuals: np.ndarray
@@ -101,8 +105,7 @@ def operator_eigenvalues(
     res = np.broadcast_to(run.residuals(s), theta.shape).astype(np.float64)
     idx = _wanted(theta, k, which)
     idx = idx[np.argsort(-theta[idx], kind="stable")]  # descending eigenvalues
-    scale = max(float(np.max(np.abs(theta))), 1e-300)
-    converged = bool(np.all(res[idx] <= tol * scale))
+    converged = certified(theta, res, k, which, tol)
     s_t = torch.as_tensor(s[:, idx] if return_eigenvectors else s[:, idx[:1]], dtype=op.dtype)
     u = run.basis @ s_t
     top_vec = u[:, 0].clone()
@@ -142,9 +145,10 @@ def hessian_eigenvalues(
     Args:
         which: ``"largest"`` (algebraically), ``"smallest"``, ``"both"`` (k of each end) or
             ``"magnitude"`` (largest |λ|).
-        tol: stop when every wanted Ritz pair has ‖H u − θ u‖ ≤ tol·|θ|_max; the eigenvalue error
-            is then below tol·|θ|_max, and below (tol·|θ|_max)²/gap for an isolated eigenvalue
-            (Parlett 1998, Thms 4.5.1 and 11.7.1).
+        tol: stop when every wanted Ritz pair has ‖H u − θ u‖ ≤ tol·|θ|_max and no other Ritz
+            value's residual interval reaches past the k-th by more than tol·|θ|_max; each value
+            is then within tol·|θ|_max of an eigenvalue, and within (tol·|θ|_max)²/gap for an
+            isolated one (Parlett 1998, Thms 4.5.1 and 11.7.1). See ``EigenResult.converged``.
         max_iter: cap on Lanczos steps = Hessian-vector products (default max(20k, 100), at most P).
         seed / v0: the random start vector (Gaussian, from ``seed``) or a given one (a warm start,
             e.g. the previous ``ritz_vector``).

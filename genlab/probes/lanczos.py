@@ -16,6 +16,7 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal
 
 Which = Literal["largest", "smallest", "both", "magnitude"]
 WHICH = ("largest", "smallest", "both", "magnitude")
@@ -48,13 +49,45 @@ class LanczosRun:
 
 
 def tridiagonal_eigh(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigen-decomposition of the symmetric tridiagonal matrix with diagonal ``alphas``."""
-    m = len(alphas)
-    t = np.diag(np.asarray(alphas, dtype=np.float64))
-    if m > 1:
-        b = np.asarray(betas, dtype=np.float64)
-        t += np.diag(b, 1) + np.diag(b, -1)
-    return np.linalg.eigh(t)
+    """Eigen-decomposition of the symmetric tridiagonal matrix with diagonal ``alphas`` and
+    off-diagonal ``betas``: LAPACK's tridiagonal solver (``scipy.linalg.eigh_tridiagonal``),
+    O(m²) and without the BLAS threads a dense ``eigh`` of the m × m matrix would start."""
+    a = np.asarray(alphas, dtype=np.float64)
+    if len(a) == 1:
+        return a.copy(), np.ones((1, 1))
+    return eigh_tridiagonal(a, np.asarray(betas, dtype=np.float64)[: len(a) - 1])
+
+
+def certified(theta: np.ndarray, res: np.ndarray, k: int, which: "Which", tol: float) -> bool:
+    """The stopping rule of :func:`lanczos` (ascending Ritz values ``theta``, residuals ``res``).
+
+    True when (1) each of the k wanted Ritz values has residual ≤ tol·|θ|_max, so some eigenvalue
+    lies within tol·|θ|_max of it (Parlett 1998, Thm 4.5.1), and (2) no other Ritz value's residual
+    interval [θ_j − r_j, θ_j + r_j] — which holds an eigenvalue — reaches beyond the wanted end
+    by more than tol·|θ|_max (for ``"largest"``: θ_j + r_j ≤ θ_k + tol·|θ|_max, θ_k the smallest
+    wanted). Without (2) a small residual of the k-th Ritz value certifies closeness to *an*
+    eigenvalue, possibly λ_{k+1} while λ_k is still being resolved from below."""
+    idx = _wanted(theta, k, which)
+    scale = max(float(np.max(np.abs(theta))), 1e-300)
+    bound = tol * scale
+    if not np.all(res[idx] <= bound):
+        return False
+    rest = np.setdiff1d(np.arange(len(theta)), idx)
+    if rest.size == 0:
+        return True
+    if not np.all(res[_next_inward(theta, idx, which)] <= bound):
+        return False
+    t, r = theta[rest], res[rest]
+    if which == "magnitude":
+        return bool(np.all(np.abs(t) + r <= np.min(np.abs(theta[idx])) + bound))
+    ok = True
+    if which in ("largest", "both"):
+        top = theta[idx[-min(k, len(idx)):]] if which == "both" else theta[idx]
+        ok &= bool(np.all(t + r <= np.min(top) + bound))
+    if which in ("smallest", "both"):
+        low = theta[idx[:min(k, len(idx))]] if which == "both" else theta[idx]
+        ok &= bool(np.all(t - r >= np.max(low) - bound))
+    return ok
 
 
 def _wanted(theta: np.ndarray, k: int, which: Which) -> np.ndarray:
@@ -71,6 +104,19 @@ def _wanted(theta: np.ndarray, k: int, which: Which) -> np.ndarray:
     return np.unique(np.concatenate([np.arange(0, k), np.arange(max(m - k, 0), m)]))
 
 
+def _next_inward(theta: np.ndarray, idx: np.ndarray, which: "Which") -> np.ndarray:
+    """Indices of the Ritz values just inside the wanted ones (the (k+1)-th from each wanted end)."""
+    rest = np.setdiff1d(np.arange(len(theta)), idx)
+    if which == "magnitude":
+        return rest[np.argsort(-np.abs(theta[rest]), kind="stable")[:1]]
+    out = []
+    if which in ("largest", "both"):
+        out.append(rest.max())
+    if which in ("smallest", "both"):
+        out.append(rest.min())
+    return np.unique(np.array(out, dtype=int))
+
+
 def lanczos(
     matvec: Callable[[torch.Tensor], torch.Tensor],
     v0: torch.Tensor,
@@ -83,9 +129,11 @@ def lanczos(
 ) -> LanczosRun:
     """Run up to ``max_iter`` Lanczos steps from ``v0`` with full reorthogonalization.
 
-    With ``tol`` set, stop as soon as the ``k`` wanted Ritz pairs (and at least ``k + 1`` steps)
-    have residuals ≤ tol·|θ_max|, with |θ_max| the largest Ritz value in absolute value (the
-    operator's norm as far as Lanczos has seen it); a non-finite product raises FloatingPointError; without it run all ``max_iter`` steps (used by
+    With ``tol`` set, stop (after at least ``k + 1`` steps) as soon as :func:`certified` holds:
+    the ``k`` wanted Ritz pairs have residuals ≤ tol·|θ_max|, with |θ_max| the largest Ritz value
+    in absolute value (the operator's norm as far as Lanczos has seen it), and no other Ritz
+    value's residual interval reaches past the wanted ones by more than tol·|θ_max|. A non-finite
+    product raises FloatingPointError. Without ``tol`` run all ``max_iter`` steps (used by
     stochastic Lanczos quadrature). Stops early if the Krylov space becomes invariant.
     """
     n = v0.numel()
@@ -127,10 +175,7 @@ def lanczos(
             betas.append(beta)
         if tol is not None and j + 1 >= max(k + 1, min_iter) and ((j + 1) % check_every == 0):
             theta, s = tridiagonal_eigh(np.array(alphas), np.array(betas[:j]))
-            res = beta * np.abs(s[-1, :])
-            idx = _wanted(theta, k, which)
-            scale = max(np.max(np.abs(theta)), 1e-300)
-            if np.all(res[idx] <= tol * scale):
+            if certified(theta, beta * np.abs(s[-1, :]), k, which, tol):
                 break
     m = len(alphas)
     return LanczosRun(
