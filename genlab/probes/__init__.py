@@ -10,6 +10,7 @@ from genlab.probes.curvature import BatchSharpness, EigenResult, batch_sharpness
 from genlab.probes.gfs import GFSResult, gfs_sharpness
 from genlab.probes.spectrum import SpectrumResult, hessian_spectrum
 from genlab.probes.trace import TraceResult, hessian_trace
+from genlab.probes.trace import DiagonalResult, hessian_diagonal
 from genlab.probes.data_importance import ExampleScores, average_over_seeds, el2n_scores, grand_scores
 from genlab.probes._setup import ProbeInfo
 from genlab.probes.distance import Distance, distance_from_init
@@ -91,4 +92,6 @@ __all__ = [
     "cka",
     "linear_cka",
     "rbf_cka",
+    "DiagonalResult",
+    "hessian_diagonal",
 ]
