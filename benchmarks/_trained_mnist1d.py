@@ -11,6 +11,8 @@ where an untrained one's top eigenvalue is well separated and power iteration lo
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -89,3 +91,24 @@ def timed(fn):
 
 def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
+
+
+def parser(doc: str, **extra: tuple[type, object, str]) -> argparse.ArgumentParser:
+    """The common command line: --models, --json, --markdown, and ``extra`` (name: (type, default, nargs))."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    for name, (typ, default, nargs) in extra.items():
+        ap.add_argument(f"--{name}", type=typ, default=default, **({"nargs": nargs} if nargs else {}))
+    ap.add_argument("--json")
+    ap.add_argument("--markdown")
+    return ap
+
+
+def emit(payload: dict, args: argparse.Namespace, table: str) -> None:
+    """Print the JSON; write it and the markdown table where asked."""
+    text = json.dumps(payload, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(table)

@@ -33,7 +33,6 @@ time over the best peer reaching 1e-4.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import subprocess
@@ -45,7 +44,7 @@ import scipy.sparse.linalg as sla
 import torch
 import torch.nn.functional as F
 
-from _trained_mnist1d import ROOT, median, timed, trained
+from _trained_mnist1d import ROOT, emit, median, parser, timed, trained
 
 import hessian_eigenthings as he  # noqa: E402
 import pyhessian  # noqa: E402
@@ -244,21 +243,10 @@ def markdown(results: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
-    ap.add_argument("--k", nargs="+", type=int, default=[1, 10])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json")
-    ap.add_argument("--markdown")
-    args = ap.parse_args()
+    args = parser(__doc__, k=(int, [1, 10], "+"), repeats=(int, 3, None)).parse_args()
     torch.set_num_threads(1)
     results = [bench(m, args.k, args.repeats) for m in args.models]
-    text = json.dumps({"results": results, "repeats": args.repeats, "baseline_commit": BASELINE}, indent=1)
-    print(text)
-    if args.json:
-        open(args.json, "w").write(text + "\n")
-    if args.markdown:
-        open(args.markdown, "w").write(markdown(results))
+    emit({"results": results, "repeats": args.repeats, "baseline_commit": BASELINE}, args, markdown(results))
 
 
 if __name__ == "__main__":

@@ -23,14 +23,13 @@ agree in distribution; the RMS is given with its standard error over seeds.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 
 import numpy as np
 import torch
 
-from _trained_mnist1d import median, timed, trained
+from _trained_mnist1d import emit, median, parser, timed, trained
 from curvlinops import HessianLinearOperator, hutchpp_trace, xtrace
 
 from genlab.probes._operators import CurvatureOperator, curvature_call
@@ -132,21 +131,10 @@ def markdown(results: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
-    ap.add_argument("--budgets", nargs="+", type=int, default=[30, 90])
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--json")
-    ap.add_argument("--markdown")
-    args = ap.parse_args()
+    args = parser(__doc__, budgets=(int, [30, 90], "+"), seeds=(int, 10, None)).parse_args()
     torch.set_num_threads(1)
     results = [bench(k, args.budgets, args.seeds) for k in args.models]
-    text = json.dumps({"results": results, "seeds": args.seeds, "torch_threads": torch.get_num_threads()}, indent=1)
-    print(text)
-    if args.json:
-        open(args.json, "w").write(text + "\n")
-    if args.markdown:
-        open(args.markdown, "w").write(markdown(results))
+    emit({"results": results, "seeds": args.seeds, "torch_threads": torch.get_num_threads()}, args, markdown(results))
 
 
 if __name__ == "__main__":
