@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from genlab.report.bands import draw_prediction
 from genlab.data.synthetic import sphere_regression
 from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
@@ -78,7 +79,7 @@ class NTKLimit(Experiment):
         "roughly like width^(-1/2)": ("the rate of the approach, a log-log slope near −1/2", "widths too small for the asymptotic rate",
                                       "rerun with --full (wider networks)"),
     }
-    captions = {"ntk_limit.png": "Relative gap to the NTK prediction against width (log-log), and the network against the NTK prediction at test points: both NTK claims."}
+    captions = {"ntk_limit.png": "Relative gap to the NTK prediction against width (log-log) with the width^(−1/2) theory line and the band of slopes slope_range allows (through the fit's centre), and the network against the NTK prediction at test points: both NTK claims."}
     Config = NTKLimitConfig
 
     def run(self, config: NTKLimitConfig, recorder: Any) -> Result:
@@ -175,7 +176,16 @@ class NTKLimit(Experiment):
         widths, gaps, _ = self._by_width(result)
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
         ax1.loglog(widths, gaps, "o-", label="measured")
-        ax1.loglog(widths, gaps[0] * (np.array(widths) / widths[0]) ** -0.5, "k--", lw=1, label=r"$\propto \mathrm{width}^{-1/2}$")
+        w = np.asarray(widths, dtype=float)
+        if np.all(np.isfinite(gaps)) and np.all(np.asarray(gaps) > 0):
+            # the slope claim: lines through the fit's centre with slopes −1/2 (theory) and lo…hi (tolerance)
+            cw, cg = np.exp(np.mean(np.log(w))), np.exp(np.mean(np.log(gaps)))
+            lo, hi = config.slope_range
+            ends = [cg * (w / cw) ** s for s in (lo, hi)]
+            draw_prediction(ax1, cg * (w / cw) ** -0.5, np.minimum(*ends), np.maximum(*ends), x=w,
+                            label=r"$\propto \mathrm{width}^{-1/2}$ (theory)", band_label=f"slopes {lo:g}…{hi:g} (tolerance)")
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
         ax1.set_xlabel("width")
         ax1.set_ylabel("‖f_net − f_NTK‖/‖f_NTK‖ (test)")
         ax1.legend(fontsize=7)

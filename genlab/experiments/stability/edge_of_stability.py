@@ -33,6 +33,7 @@ from scipy.stats import spearmanr
 
 from genlab.data.chebyshev import chebyshev_regression
 from genlab.config import PositiveInts, StepSizes
+from genlab.report.bands import draw_prediction, draw_threshold, relative_band
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.mlp import mlp
 from genlab.train import Measurement, Trainer
@@ -101,7 +102,7 @@ class EdgeOfStability(Experiment):
         "runs that diverge": ("that every step size trained without diverging", "a step size too large for the network",
                               "drop the largest step size"),
     }
-    captions = {"eos.png": "Train loss and sharpness λ_max per step for each η, dashed at 2/η: claims (i) progressive sharpening, (ii) hovering at 2/η, (iii) non-monotone loss."}
+    captions = {"eos.png": "Train loss and sharpness λ_max per step for each η, dotted at the threshold 2/η and shaded over the last half of training at the ±hover_tol band of claim (ii): claims (i) progressive sharpening, (ii) hovering at 2/η, (iii) non-monotone loss."}
     Config = EdgeOfStabilityConfig
 
     def run(self, config: EdgeOfStabilityConfig, recorder: Any) -> Result:
@@ -292,13 +293,20 @@ class EdgeOfStability(Experiment):
             ax_l.set_yscale("log")
             ax_l.set_title(f"η = {r['eta']:g} ({r['status']})", fontsize=9)
             ax_s.plot(r["sharpness_steps"], r["sharpness"], lw=1.0, color="tab:red", label="λ_max")
-            ax_s.axhline(2.0 / r["eta"], color="k", ls="--", lw=0.8, label="2/η")
+            thr = 2.0 / r["eta"]
+            steps = r["sharpness_steps"]
+            draw_threshold(ax_s, thr, "2/η (claim i: reached)")
+            if steps:
+                # claim (ii): the median over the last half of training within ±hover_tol of 2/η
+                lo, hi = relative_band(thr, config.hover_tol)
+                draw_prediction(ax_s, thr, lo, hi, x=(steps[-1] / 2, steps[-1]), label="hover at 2/η (claim ii)",
+                                band_label=f"±{config.hover_tol:.0%} (last half)")
             ax_s.set_xlabel("step")
             if j == 0:
                 ax_l.set_ylabel("train loss")
                 ax_s.set_ylabel("sharpness")
                 ax_s.legend(fontsize=7)
-        fig.suptitle("Full-batch GD: loss and sharpness (dashed: 2/η)", fontsize=10)
+        fig.suptitle("Full-batch GD: loss and sharpness (dotted: 2/η; band: the hover tolerance)", fontsize=10)
         fig.tight_layout()
         return {"eos.png": fig}
 

@@ -32,6 +32,7 @@ import torch
 from pydantic import Field
 from scipy.stats import spearmanr
 
+from genlab.report.bands import draw_prediction
 from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
 from genlab.config import StepSizes
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
@@ -124,7 +125,7 @@ class StableMinima(Experiment):
     }
     captions = {
         "fits.png": "The fitted functions for each step size η with the network's knots marked: claim (c) (fewer knots, less variation as η grows).",
-        "bound.png": "Sharpness against 1/η with the line λ_max = 2/η, and weighted total variation against η with the bound: claims (a) and (b).",
+        "bound.png": "Sharpness against 1/η with the threshold λ_max = 2/η (dashed) and its stability_tol slack (shaded), and weighted total variation against η with the bound: claims (a) and (b).",
     }
     Config = StableMinimaConfig
 
@@ -370,7 +371,9 @@ class StableMinima(Experiment):
         ax1.legend(fontsize=7)
         ax2.plot([r["eta"] for r in runs], [r["sharpness"] for r in runs], "o-", label="λ_max at the end")
         etas = np.linspace(min(r["eta"] for r in runs), max(r["eta"] for r in runs), 100)
-        ax2.plot(etas, 2 / etas, "k--", lw=1, label="2/η")
+        # claim (a): λ_max ≤ (2/η)(1 + stability_tol): the threshold with its slack shaded
+        draw_prediction(ax2, 2 / etas, 2 / etas, (2 / etas) * (1 + config.stability_tol), x=etas,
+                        label="threshold 2/η (claim a: λ_max ≤)", band_label=f"slack +{config.stability_tol:g} relative")
         ax2.set_xlabel("η")
         ax2.set_ylabel("sharpness")
         ax2.set_yscale("log")
