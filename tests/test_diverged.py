@@ -36,6 +36,8 @@ CANNOT_DIVERGE = {
     "lazy-rich": "eta_rel < 2 is relative to the measured curvature (config bound)",
     "ntk-limit": "eta_rel < 2 is relative to the measured curvature (config bound)",
     "kernel-rich": "eta_rel ≤ 1 relative to the curvature bound; only step_sweep members can diverge",
+    "connectivity-rank": "eta_rel < 2 is relative to the measured curvature (config bound)",
+    "deep-ntk-classifiers": "kernel recursions and least squares: no training loop",
 }
 STEP_FIELDS = ("lr", "eta", "step_size", "step_sizes", "learning_rate", "mod_lr")
 

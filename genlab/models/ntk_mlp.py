@@ -14,6 +14,7 @@ sqrt(σ_w²/n) too, as in Jacot et al.). Its infinite-width NNGP/NTK are
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -23,7 +24,9 @@ class NTKMLP(nn.Module):
     """ReLU MLP ``d_in → width (×depth) → d_out`` in the NTK parameterization.
 
     Inputs (n, d_in); output (n,) when ``d_out == 1`` else (n, d_out). ``sigma_b2 = 0`` builds
-    the network without biases."""
+    the network without biases. ``activation`` replaces ReLU (e.g. a normalized activation of
+    :mod:`genlab.models.dual_activations` with ``sigma_w2=1``, whose kernels are
+    :func:`genlab.theory.dual_kernels.deep_dual_kernels`)."""
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class NTKMLP(nn.Module):
         sigma_b2: float = 0.0,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
         if min(d_in, width, depth, d_out) < 1:
@@ -54,6 +58,7 @@ class NTKMLP(nn.Module):
         self.scales = [math.sqrt(sigma_w2 / dims[i]) for i in range(len(dims) - 1)]
         self.sigma_b = math.sqrt(sigma_b2)
         self.d_out = d_out
+        self.activation = activation if activation is not None else torch.relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
@@ -63,5 +68,5 @@ class NTKMLP(nn.Module):
             if self.use_bias:
                 h = h + self.sigma_b * self.biases[i]
             if i < last:
-                h = torch.relu(h)
+                h = self.activation(h)
         return h[:, 0] if self.d_out == 1 else h

@@ -25,6 +25,7 @@ from genlab.probes.gradient_stats import (
     tail_index,
 )
 from genlab.probes.kernels import empirical_ntk, kernel_alignment, kernel_distance, relative_weight_change
+from genlab.probes.ntk_modes import KernelModes, ModeRates, kernel_modes, mode_rates, residual_projection
 from genlab.probes.per_example import PerExampleStats, per_example_stats
 from genlab.probes.signal_propagation import layer_correlations
 from genlab.probes.radon import network_r_norm, stability_norm
@@ -40,6 +41,11 @@ from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_
 from genlab.probes.similarity import cka, linear_cka, rbf_cka
 
 __all__ = [
+    "KernelModes",
+    "ModeRates",
+    "kernel_modes",
+    "mode_rates",
+    "residual_projection",
     "empirical_ntk",
     "kernel_alignment",
     "kernel_distance",

@@ -42,6 +42,7 @@ from genlab.theory.thresholds import (
 )
 
 from genlab.theory.information import binary_entropy, bsc_mi, gaussian_mi
+from genlab.theory.dual_kernels import DualActivation, deep_dual_kernels, dual_activation, dual_nngp, dual_ntk
 
 __all__ = [
     "kernel_regression",
@@ -114,4 +115,9 @@ __all__ = [
     "binary_entropy",
     "bsc_mi",
     "gaussian_mi",
+    "DualActivation",
+    "deep_dual_kernels",
+    "dual_activation",
+    "dual_nngp",
+    "dual_ntk",
 ]
