@@ -80,3 +80,21 @@ def test_bad_input():
         boosted_fit(x, y, loss="hinge")
     with pytest.raises(InputError, match="shrinkage"):
         boosted_fit(x, y, shrinkage=0)
+
+
+def test_line_search_minimizes_the_loss_along_the_group():
+    from genlab.train.boosting import _line_search, _mean_loss
+
+    x, y = _data(seed=2)
+    g = torch.Generator().manual_seed(0)
+    F = torch.randn(len(y), 3, generator=g, dtype=torch.float64)
+    h = torch.randn(len(y), 3, generator=g, dtype=torch.float64)
+    h = h + torch.nn.functional.one_hot(y, 3).double()  # a descent direction
+    rho = _line_search("cross_entropy", F, h, y)
+    grid = torch.linspace(0, 5, 5001, dtype=torch.float64)  # brute force on a grid of step 1e-3
+    vals = torch.stack([_mean_loss("cross_entropy", F + r * h, y) for r in grid])
+    assert abs(rho - float(grid[vals.argmin()])) <= 1e-3
+    # squared loss: the closed form ⟨y − F, h⟩ / ‖h‖²
+    t = torch.randn(len(y), 3, generator=g, dtype=torch.float64)
+    want = float(((t - F) * h).sum() / (h * h).sum())
+    assert _line_search("squared", F, h, t) == pytest.approx(max(want, 0.0), abs=1e-9)

@@ -72,6 +72,34 @@ class BoostResult:
     model: GroupedNet
     shrinkage: float
     fit_loss: list[float] = field(default_factory=list)
+    multipliers: list[float] = field(default_factory=list)
+
+
+def _mean_loss(loss: str, F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if loss == "squared":
+        return 0.5 * ((F - y.reshape(F.shape)) ** 2).sum(1).mean()
+    return torch.nn.functional.cross_entropy(F, y)
+
+
+def _line_search(loss: str, F: torch.Tensor, h: torch.Tensor, y: torch.Tensor, iters: int = 20) -> float:
+    """ρ = argmin_ρ ≥ 0 mean ℓ(F + ρh): the loss is convex in ρ (squared error and cross-entropy are
+    convex in F), so 1-D Newton steps from ρ = 1, kept ≥ 0, converge."""
+    with torch.enable_grad():
+        return _newton_1d(loss, F.detach(), h.detach(), y, iters)
+
+
+def _newton_1d(loss: str, F: torch.Tensor, h: torch.Tensor, y: torch.Tensor, iters: int) -> float:
+    rho = torch.ones((), dtype=F.dtype, requires_grad=True)
+    for _ in range(iters):
+        val = _mean_loss(loss, F + rho * h, y)
+        (g,) = torch.autograd.grad(val, rho, create_graph=True)
+        (hh,) = torch.autograd.grad(g, rho)
+        with torch.no_grad():
+            step = g / hh if hh > 0 else g
+            rho.copy_((rho - step).clamp_min(0.0))
+        if abs(float(step)) < 1e-10:
+            break
+    return float(rho.detach())
 
 
 def boosted_fit(
@@ -86,12 +114,15 @@ def boosted_fit(
     optimizer: str = "adam",
     shrinkage: float = 1.0,
     activation: str = "relu",
+    line_search: bool = False,
     seed: int = 0,
     **optimizer_options: Any,
 ) -> BoostResult:
     """Train a :class:`GroupedNet` group by group (module docstring): each group is a fresh
     ``Linear(d, group_size) → σ → Linear(group_size, d_out)`` (torch's default init from ``seed + t``)
-    fitted by ``steps`` full-batch steps of ``optimizer`` to ½·mean‖r − h(x)‖²."""
+    fitted by ``steps`` full-batch steps of ``optimizer`` to ½·mean‖r − h(x)‖². With ``line_search``
+    the group enters with the multiplier ρ_t = argmin_ρ mean ℓ(F + ρ·h_t) (Friedman 2001, Algorithm 1,
+    line 4), F_t = F_{t−1} + ν·ρ_t·h_t; without it ρ_t = 1."""
     if loss not in LOSSES:
         raise InputError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
     if groups < 1 or group_size < 1 or steps < 0:
@@ -120,10 +151,12 @@ def boosted_fit(
         with torch.no_grad():
             h = last(act(first(x)))
             out.fit_loss.append(float(0.5 * ((r - h) ** 2).sum(1).mean()))
-            F = F + shrinkage * h
+            rho = _line_search(loss, F, h, y) if line_search else 1.0
+            out.multipliers.append(rho)
+            F = F + shrinkage * rho * h
             sl = slice(t * group_size, (t + 1) * group_size)
             net.hidden.weight[sl] = first.weight
             net.hidden.bias[sl] = first.bias
-            net.out.weight[:, sl] = shrinkage * last.weight
-            net.group_bias[t] = shrinkage * last.bias
+            net.out.weight[:, sl] = shrinkage * rho * last.weight
+            net.group_bias[t] = shrinkage * rho * last.bias
     return out
