@@ -35,3 +35,35 @@ def test_xor_net_matches_a_loop():
             want = sum(max(max(0.0, float(W[s, i] @ x[n, j])) for j in range(4)) for i in range(3))
             want -= sum(max(max(0.0, float(U[s, i] @ x[n, j])) for j in range(4)) for i in range(3))
             assert abs(float(got[s, n]) - want) < 1e-5
+
+
+def test_benign_oscillation_small():
+    res, verdicts = run_experiment("benign-oscillation", n_train=20, n_test=50, dim=20, epochs=3, osc_epochs=2, batch_size=5)
+    for r in res["runs"].values():
+        assert len(r["epoch_loss"]) == 3 and r["sharpness_epochs"] == [0, 1, 2]
+        assert len(r["step_loss"]) == 2 * 4
+    assert [v.kind for v in verdicts] == ["precondition", "claim", "claim"]
+
+
+def test_patch_cnn_matches_a_loop():
+    import torch
+
+    from genlab.experiments.dynamics.benign_oscillation import PatchCNN
+
+    net = PatchCNN(4, 3, 1.0, torch.Generator().manual_seed(0)).requires_grad_(False)
+    x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(1))
+    got = net(x)
+    for n in range(2):
+        want = 0.0
+        for sgn, s in ((1, 0), (-1, 1)):
+            want += sgn * sum(max(0.0, float(net.w[s, r] @ x[n, p])) ** 2 for r in range(3) for p in range(3))
+        assert abs(float(got[n]) - want) < 1e-5
+
+
+def test_benign_oscillation_bad_input():
+    import pytest
+
+    from genlab.experiments.dynamics.benign_oscillation import BenignOscillationConfig
+
+    with pytest.raises(ValueError, match="large_lr"):
+        BenignOscillationConfig(small_lr=0.1, large_lr=0.05)
