@@ -9,6 +9,9 @@ from genlab.data.classification import (
     mnist1d,
 )
 from genlab.data.synthetic import GROUND_TRUTHS, univariate_regression
+from genlab.data.feature_noise import FeatureNoiseData, feature_noise
+from genlab.data.groups import Group, GroupTask, cyclic_product, group_task, make_group, symmetric_group
+from genlab.data.xord import XORD_PATTERNS, xord_distribution, xord_sample
 
 __all__ = [
     "chebyshev_regression",
@@ -19,4 +22,15 @@ __all__ = [
     "digits",
     "gaussian_clusters",
     "corrupt_labels",
+    "FeatureNoiseData",
+    "feature_noise",
+    "Group",
+    "GroupTask",
+    "cyclic_product",
+    "group_task",
+    "make_group",
+    "symmetric_group",
+    "XORD_PATTERNS",
+    "xord_distribution",
+    "xord_sample",
 ]

@@ -39,6 +39,7 @@ from genlab.probes.function_space import (
 from genlab.probes.activations import layer_activations, layer_names
 from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_mi
 from genlab.probes.similarity import cka, linear_cka, rbf_cka
+from genlab.probes.feature_structure import FilterClustering, FourierConcentration, filter_clustering, fourier_concentration
 
 __all__ = [
     "KernelModes",
@@ -100,4 +101,8 @@ __all__ = [
     "rbf_cka",
     "DiagonalResult",
     "hessian_diagonal",
+    "FilterClustering",
+    "FourierConcentration",
+    "filter_clustering",
+    "fourier_concentration",
 ]

@@ -10,6 +10,7 @@ from genlab.train.stable_step import StableStep, largest_stable_step
 from genlab.train.large_batch import Regime, adapt_regime, augmented_batch, shift_scale_noise
 from genlab.train.trainer import Trainer, TrainResult
 from genlab.train.task_stream import StreamResult, Task, run_stream, task_order
+from genlab.train.boosting import BoostResult, GroupedNet, boosted_fit, pseudo_residuals
 
 __all__ = [
     "probe_measurement",
@@ -38,4 +39,8 @@ __all__ = [
     "adapt_regime",
     "augmented_batch",
     "shift_scale_noise",
+    "BoostResult",
+    "GroupedNet",
+    "boosted_fit",
+    "pseudo_residuals",
 ]
