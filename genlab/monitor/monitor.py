@@ -339,6 +339,7 @@ class Monitor:
         due_units = {u for u in base if u not in self._last or t - self._last[u] >= plan[u]}
         due_units |= {self._unit(q) for q in asked if self.schedules[q].log_spaced and self._unit(q) not in self._last}
         due = [q for q in self.schedules if self._unit(q) in due_units]
+        self._last.update({u: t for u in due_units})
         for q in asked:
             if q not in due:
                 self.skipped[q] = self.skipped.get(q, 0) + 1
