@@ -40,6 +40,7 @@ from genlab.probes.activations import layer_activations, layer_names
 from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_mi
 from genlab.probes.similarity import cka, linear_cka, rbf_cka
 from genlab.probes.feature_structure import FilterClustering, FourierConcentration, filter_clustering, fourier_concentration
+from genlab.probes.blocks import PerBlock, layer_blocks, select_parameters
 
 __all__ = [
     "KernelModes",
@@ -105,4 +106,7 @@ __all__ = [
     "FourierConcentration",
     "filter_clustering",
     "fourier_concentration",
+    "PerBlock",
+    "layer_blocks",
+    "select_parameters",
 ]
