@@ -80,6 +80,8 @@ class Monitor:
             1 + band] at ``window`` consecutive measurements; rise: progressive sharpening when λ
             has grown by this fraction over its first value while r < 1 − band.
         sharpness_tol, trace_matvecs: the Lanczos tolerance and the Hutchinson sample count.
+        tensorboard: a log directory: every recorded scalar is also written there as a TensorBoard
+            event (needs ``pip install 'genlab[tensorboard]'``).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class Monitor:
         rise: float = 0.2,
         sharpness_tol: float = 1e-6,
         trace_matvecs: int = 30,
+        tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"model: got {type(model).__name__}; must be a torch.nn.Module")
@@ -130,6 +133,11 @@ class Monitor:
         self.threshold: Threshold = optimizer_threshold(optimizer)
         self._ritz: torch.Tensor | None = None
         self._init = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+        self._tb = None  # TensorBoard: every recorded scalar also to an event file in this log dir
+        if tensorboard is not None:
+            from genlab.integrations.tensorboard import TensorBoardWriter
+
+            self._tb = TensorBoardWriter(tensorboard)
         self._store, self._own_store, self.run_id = self._open_store(store)
 
     # -- store ------------------------------------------------------------------------------------
@@ -174,6 +182,8 @@ class Monitor:
             self.history.setdefault(k, []).append((self.t, v))
         if self._store is not None and self.run_id is not None:
             self._store.log_metrics(self.run_id, [(self.t, k, v) for k, v in out.items()])
+        if self._tb is not None:
+            self._tb.write(self.t, out)
         return out
 
     def _measure(self, due: list[str], batch: Any, loss: Any) -> dict[str, float]:
@@ -246,6 +256,9 @@ class Monitor:
     def close(self, status: str = "finished") -> list[Verdict]:
         """Store the verdicts and finish the run; returns the verdicts."""
         vs = self.verdicts()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if self._store is not None and self.run_id is not None:
             self._store.add_checks(self.run_id, vs)
             self._store.finish_run(self.run_id, status)
