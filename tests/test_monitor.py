@@ -210,3 +210,19 @@ def test_non_scalar_loss():
     with pytest.raises(InputError, match="^loss:"):
         mon.step((x, y), loss=torch.ones(3))
 
+
+
+def test_per_layer_curvature_equals_block_probes():
+    """Monitor's per-block series equal the standalone probes with ``params=`` on the same batch."""
+    model, x, y = _setup(dropout=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mon = Monitor(model, F.cross_entropy, opt, probes="curvature", every=1, sharpness_tol=1e-10, per_layer=True,
+                  params={"last": model[3]})
+    _train(model, opt, x, y, 2, mon)
+    batch = (x[16:32], y[16:32])
+    assert {"sharpness/0", "sharpness/1", "sharpness/3", "sharpness/last", "trace/0", "trace_se/3"} <= set(mon.history)
+    lam = hessian_eigenvalues(model, F.cross_entropy, batch, tol=1e-10, params="3").top
+    tr = hessian_trace(model, F.cross_entropy, batch, method="hutchinson", num_matvecs=30, seed=2, params="0")
+    assert mon.history["sharpness/3"][-1][1] == pytest.approx(lam, rel=1e-6)
+    assert mon.history["sharpness/last"][-1][1] == pytest.approx(lam, rel=1e-6)
+    assert mon.history["trace/0"][-1][1] == pytest.approx(tr.estimate, rel=1e-6)

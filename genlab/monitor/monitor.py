@@ -21,6 +21,7 @@ from genlab.errors import InputError, did_you_mean
 from genlab.monitor.schedule import Schedule
 from genlab.monitor.thresholds import Threshold, optimizer_threshold
 from genlab.monitor.verdicts import live_verdicts
+from genlab.probes.blocks import ParamSpec, layer_blocks, select_parameters
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.distance import distance_from_init
 from genlab.probes.gradient_stats import gradient_coherence, gradient_snr
@@ -63,6 +64,25 @@ def _scalars(value: Any, name: str) -> dict[str, float]:
     return {name: float(value)}
 
 
+def _blocks(model: torch.nn.Module, params: Any, per_layer: bool) -> dict[str, list[str]]:
+    """Block label → parameter names, from ``params`` (list or dict of blocks) and ``per_layer``."""
+    if not isinstance(per_layer, bool):
+        raise InputError(f"per_layer: got {per_layer!r}; must be True or False")
+    out: dict[str, list[str]] = dict(layer_blocks(model)) if per_layer else {}
+    if params is None:
+        return out
+    if isinstance(params, (str, torch.nn.Module)):
+        params = [params]
+    items = params.items() if isinstance(params, Mapping) else [(None, p) for p in params]
+    names_of = {id(v): k for k, v in [*model.named_modules(), *model.named_parameters()]}
+    for label, spec in items:
+        names = select_parameters(model, spec)
+        if label is None:
+            label = spec if isinstance(spec, str) else names_of.get(id(spec), "+".join(names))
+        out[str(label) or "(root)"] = names
+    return out
+
+
 class Monitor:
     """Measure ``probes`` on the user's batches while the user's loop trains ``model``.
 
@@ -80,6 +100,13 @@ class Monitor:
             1 + band] at ``window`` consecutive measurements; rise: progressive sharpening when λ
             has grown by this fraction over its first value while r < 1 − band.
         sharpness_tol, trace_matvecs: the Lanczos tolerance and the Hutchinson sample count.
+        params, per_layer: parameter blocks whose curvature is measured beside the whole model's
+            when "sharpness"/"trace" are due: ``params`` a list whose entries are each one block
+            (a parameter or module name, a module, a parameter, or a list of these) or a dict
+            label → such entry; ``per_layer=True`` adds one block per module owning parameters.
+            Series ``sharpness/<block>`` (λ_max of the Hessian's diagonal block H_BB, warm-started
+            per block; the Hessian's also for Adam), ``trace/<block>`` and ``trace_se/<block>``
+            (:mod:`genlab.probes.blocks`).
         tensorboard: a log directory: every recorded scalar is also written there as a TensorBoard
             event (needs ``pip install 'genlab[tensorboard]'``).
     """
@@ -100,6 +127,8 @@ class Monitor:
         rise: float = 0.2,
         sharpness_tol: float = 1e-6,
         trace_matvecs: int = 30,
+        params: Sequence[ParamSpec] | Mapping[str, ParamSpec] | None = None,
+        per_layer: bool = False,
         tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
@@ -132,6 +161,8 @@ class Monitor:
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.threshold: Threshold = optimizer_threshold(optimizer)
         self._ritz: torch.Tensor | None = None
+        self.blocks = _blocks(model, params, per_layer)
+        self._block_ritz: dict[str, torch.Tensor] = {}
         self._init = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
         self._tb = None  # TensorBoard: every recorded scalar also to an event file in this log dir
         if tensorboard is not None:
@@ -227,6 +258,14 @@ class Monitor:
         if "trace" in due:
             r = hessian_trace(m, lf, batch, method="hutchinson", num_matvecs=self.trace_matvecs, seed=self.t)
             out.update({"trace": r.estimate, "trace_se": r.stderr})
+        for b, names in self.blocks.items():
+            if "sharpness" in due:
+                e = hessian_eigenvalues(m, lf, batch, tol=self.sharpness_tol, v0=self._block_ritz.get(b), params=names)
+                self._block_ritz[b] = e.ritz_vector  # type: ignore[assignment]
+                out[f"sharpness/{b}"] = e.top
+            if "trace" in due:
+                r = hessian_trace(m, lf, batch, method="hutchinson", num_matvecs=self.trace_matvecs, seed=self.t, params=names)
+                out.update({f"trace/{b}": r.estimate, f"trace_se/{b}": r.stderr})
         for name, fn in self.custom.items():
             if name in due:
                 out.update(_scalars(fn(m, lf, batch), name))

@@ -37,6 +37,7 @@ from genlab.probes.function_space import (
 from genlab.probes.activations import layer_activations, layer_names
 from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_mi
 from genlab.probes.similarity import cka, linear_cka, rbf_cka
+from genlab.probes.blocks import PerBlock, layer_blocks, select_parameters
 
 __all__ = [
     "empirical_ntk",
@@ -91,4 +92,7 @@ __all__ = [
     "cka",
     "linear_cka",
     "rbf_cka",
+    "PerBlock",
+    "layer_blocks",
+    "select_parameters",
 ]

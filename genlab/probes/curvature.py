@@ -31,6 +31,7 @@ from genlab.errors import InputError
 from genlab.probes._functional import Data, LossFn
 from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
 from genlab.probes._setup import ProbeInfo, take
+from genlab.probes.blocks import BlockOperator, ParamSpec, on_blocks, select_parameters
 from genlab.probes.lanczos import WHICH, Which, _wanted, lanczos
 
 
@@ -135,6 +136,8 @@ def hessian_eigenvalues(
     output_fn: Any = None,
     batch_size_fn: Any = None,
     symmetry: Symmetry = "raise",
+    params: ParamSpec | None = None,
+    per_layer: bool = False,
 ) -> EigenResult:
     """The ``k`` extreme eigenvalues of ∇²L(θ) (``curvature="ggn"``: of the Gauss-Newton matrix)
     by Lanczos with full reorthogonalization.
@@ -150,16 +153,21 @@ def hessian_eigenvalues(
             e.g. the previous ``ritz_vector``).
 
         mode, output_fn, batch_size_fn, symmetry: see the module docstring.
+        params, per_layer: the diagonal block H_BB of a parameter subset, or one result per layer
+            (a :class:`~genlab.probes.blocks.PerBlock`); see :mod:`genlab.probes.blocks`.
 
     A single start vector finds one copy of a repeated eigenvalue. Returns :class:`EigenResult`.
     """
     _check_common(k, tol, max_iter)
     with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
                         batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
-        r = operator_eigenvalues(op, k, which, tol, max_iter, return_eigenvectors, seed, v0)
+        r = on_blocks(op, op.fm.model, params, per_layer,
+                      lambda o: operator_eigenvalues(o, k, which, tol, max_iter, return_eigenvectors, seed, v0))
     r.info = info
-    if any("not symmetric" in n for n in info.notes):
-        r.converged = False  # (symmetry="warn") Lanczos' residuals mean nothing for a non-symmetric operator
+    for one in r.results.values() if per_layer else [r]:
+        one.info = info
+        if any("not symmetric" in n for n in info.notes):
+            one.converged = False  # (symmetry="warn") Lanczos' residuals mean nothing for a non-symmetric operator
     return r
 
 
@@ -205,6 +213,7 @@ def batch_sharpness(
     output_fn: Any = None,
     batch_size_fn: Any = None,
     symmetry: Symmetry = "raise",
+    params: ParamSpec | None = None,
 ) -> BatchSharpness:
     """E_B[λ_max(∇²L_B(θ))] over ``num_batches`` minibatches B of ``batch_size`` examples drawn
     without replacement (from ``seed``), beside λ_max(∇²L(θ)) of the full batch.
@@ -213,7 +222,8 @@ def batch_sharpness(
     least the full-batch one (the quantity that SGD's stability is about: Wu, Ma & E 2018,
     "How SGD selects the global minima in over-parameterized learning", NeurIPS; Jastrzębski et al.
     2020, arXiv 2002.09572). Same conventions and mode as :func:`hessian_eigenvalues`; all of
-    ``data`` is pooled first (the minibatches are drawn from every example).
+    ``data`` is pooled first (the minibatches are drawn from every example). ``params``: of the
+    diagonal block of a parameter subset (:mod:`genlab.probes.blocks`).
     """
     if num_batches < 1:
         raise InputError(f"num_batches: got {num_batches}; must be >= 1")
@@ -223,6 +233,8 @@ def batch_sharpness(
         if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
             raise InputError(f"batch_size: got {batch_size!r}; must be an integer in [1, {n}] (the number of examples)")
         x, y = full_op.data.whole()
+        block = None if params is None else select_parameters(full_op.fm.model, params)
+        restrict = (lambda o: o) if block is None else (lambda o: BlockOperator(o, block))  # noqa: E731
         g = torch.Generator().manual_seed(int(seed))
         values: list[float] = []
         drawn: list[list[int]] = []
@@ -232,10 +244,10 @@ def batch_sharpness(
             drawn.append(idx.tolist())
             op = CurvatureOperator(full_op.fm.model, loss_fn, (take(x, idx), take(y, idx)), curvature, seed=seed + b,
                                    output_fn=output_fn, random=full_op.random)
-            r = operator_eigenvalues(op, 1, "largest", tol, max_iter, seed=seed + b)
+            r = operator_eigenvalues(restrict(op), 1, "largest", tol, max_iter, seed=seed + b)
             values.append(r.top)
             hvps += r.hvps
-        full = operator_eigenvalues(full_op, 1, "largest", tol, max_iter, seed=seed)
+        full = operator_eigenvalues(restrict(full_op), 1, "largest", tol, max_iter, seed=seed)
     arr = np.asarray(values)
     se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
     return BatchSharpness(batch_size, float(arr.mean()), se, values, full.top, hvps + full.hvps, drawn, info)

@@ -30,6 +30,7 @@ import torch
 from genlab.probes._functional import Data, LossFn
 from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
 from genlab.probes._setup import ProbeInfo
+from genlab.probes.blocks import ParamSpec, on_blocks
 from genlab.probes.lanczos import lanczos
 
 
@@ -169,16 +170,22 @@ def hessian_spectrum(
     output_fn=None,
     batch_size_fn=None,
     symmetry: Symmetry = "raise",
+    params: ParamSpec | None = None,
+    per_layer: bool = False,
 ) -> SpectrumResult:
     """Spectral density of ∇²L(θ) by SLQ: ``num_probes`` Gaussian start vectors, ``lanczos_steps``
     Lanczos steps each (full reorthogonalization), Gaussian broadening of width ``sigma``
     (default 1% of the spectral range seen), on a grid of ``grid_size`` points; isolated
     eigenvalues (converged Ritz values, residual ≤ outlier_tol × distance to the next Ritz value, lying more than
     outlier_gap × the bulk's width beyond the range of the unconverged Ritz values) listed as ``outliers``. Cost: num_probes × lanczos_steps products. Mode, layouts and the symmetry check as in
-    :mod:`genlab.probes.curvature`. Returns :class:`SpectrumResult`.
+    :mod:`genlab.probes.curvature`. ``params``/``per_layer``: the density of the diagonal block H_BB
+    of a parameter subset, or one per layer (:mod:`genlab.probes.blocks`). Returns :class:`SpectrumResult`.
     """
     with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
                         batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
-        r = operator_spectrum(op, num_probes, lanczos_steps, sigma, grid_size, outlier_tol, outlier_gap, seed)
+        r = on_blocks(op, op.fm.model, params, per_layer,
+                      lambda o: operator_spectrum(o, num_probes, lanczos_steps, sigma, grid_size, outlier_tol, outlier_gap, seed))
     r.info = info
+    for one in r.results.values() if per_layer else []:
+        one.info = info
     return r

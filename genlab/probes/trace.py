@@ -25,6 +25,7 @@ import torch
 from genlab.probes._functional import Data, LossFn
 from genlab.probes._operators import Curvature, CurvatureOperator, Symmetry, curvature_call
 from genlab.probes._setup import ProbeInfo
+from genlab.probes.blocks import ParamSpec, on_blocks
 
 Method = Literal["hutch++", "hutchinson"]
 
@@ -106,6 +107,8 @@ def hessian_trace(
     output_fn=None,
     batch_size_fn=None,
     symmetry: Symmetry = "raise",
+    params: ParamSpec | None = None,
+    per_layer: bool = False,
 ) -> TraceResult:
     """tr(∇²L(θ)) (``curvature="ggn"``: of the Gauss-Newton matrix) with ``num_matvecs`` products.
 
@@ -113,10 +116,14 @@ def hessian_trace(
     (sketch, exact low-rank part, Hutchinson on the rest); ``"hutchinson"`` uses Rademacher probes
     and, with ``target_stderr``, stops as soon as its standard error is below it (at least
     ``min_samples`` = 10 probes, at most ``num_matvecs``). Mode, layouts and the symmetry check
-    as in :mod:`genlab.probes.curvature`. Returns :class:`TraceResult`.
+    as in :mod:`genlab.probes.curvature`. ``params``/``per_layer``: tr(H_BB) of a parameter subset,
+    or one result per layer (a :class:`~genlab.probes.blocks.PerBlock`; :mod:`genlab.probes.blocks`).
+    Returns :class:`TraceResult`.
     """
     with curvature_call(model, loss_fn, data, curvature, mode=mode, seed=seed, output_fn=output_fn,
                         batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
-        r = operator_trace(op, method, num_matvecs, target_stderr, seed=seed)
+        r = on_blocks(op, op.fm.model, params, per_layer, lambda o: operator_trace(o, method, num_matvecs, target_stderr, seed=seed))
     r.info = info
+    for one in r.results.values() if per_layer else []:
+        one.info = info
     return r
