@@ -33,7 +33,8 @@ def monitored(tmp_path_factory):
     model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
     x, y = torch.randn(64, 5), torch.randint(0, 2, (64,))
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    mon = Monitor(model, F.cross_entropy, opt, probes=["economy", "curvature"], every=3, store=home, name="sgd")
+    mon = Monitor(model, F.cross_entropy, opt, probes=["economy", "curvature"], every=3, store=home, name="sgd",
+                  per_layer=True)
     for i in range(12):
         xb, yb = x[(i % 4) * 16:(i % 4 + 1) * 16], y[(i % 4) * 16:(i % 4 + 1) * 16]
         opt.zero_grad()
@@ -51,7 +52,7 @@ def test_dashboard_panels_follow_the_series_present(monitored):
         data = series(st, rid)
     titles = [p.title for p, _ in present_panels(data)]
     assert titles[:2] == ["loss", "sharpness and stability threshold"]
-    assert "Hessian trace" in titles and "gradient norms over time" in titles and "distance from initialization" in titles
+    assert "Hessian trace" in titles and "per-layer sharpness λ_max(H_BB)" in titles and "gradient norms over time" in titles and "distance from initialization" in titles
     assert "kernel distance from initialization" not in titles  # not recorded by this run: no empty panel
     assert "gradient-noise tail index α̂" not in titles
     only_loss = {"loss": data["loss"]}
@@ -77,6 +78,8 @@ def test_dashboard_draws_threshold_and_trace_band(monitored):
     width = band[:, 1].max() - band[:, 1].min()
     tr = data["trace"][1]
     assert width == pytest.approx(max(t + s for t, s in zip(tr, se)) - min(t - s for t, s in zip(tr, se)), rel=1e-9)
+    blocks = {ln.get_label() for ln in axes["per-layer sharpness λ_max(H_BB)"].get_lines()}
+    assert blocks == {"0", "2", "whole model"}  # the two Linear layers of Sequential(Linear, Tanh, Linear)
     plt.close(fig)
 
 

@@ -2,7 +2,7 @@
 
 Panels (each only when its series is in the run): loss; λ_max (or Adam's preconditioned
 λ_max(P⁻¹H)) with the optimizer's stability threshold as a line; Hessian trace with its ±1 SE
-band; the per-example gradient-norm distribution over time (quantile fan when quantiles were
+band; per-layer sharpness (``sharpness/<block>`` series); the per-example gradient-norm distribution over time (quantile fan when quantiles were
 stored, else mean ± std and max, with the mini-batch gradient norm); gradient SNR and coherence;
 the gradient-noise tail index α̂ with its interval and the Gaussian level 2; distance from
 initialization; kernel distance. Torch-free: reads the store only.
@@ -10,6 +10,7 @@ initialization; kernel distance. Torch-free: reads the store only.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import math
 import re
@@ -54,8 +55,24 @@ def _line(ax: Any, data: Series, name: str, label: str | None = None, **kw: Any)
         ax.fill_between(steps, lo, hi, alpha=0.25, label=f"{label or name} {what}", **{k: v for k, v in kw.items() if k == "color"})
 
 
-def _first(data: Series, names: Sequence[str]) -> str:
-    return next(n for n in names if n in data)
+def _has(data: Series, name: str) -> str | None:
+    """``name`` if the run has it; for a glob (``sharpness/*``) the first series it matches."""
+    if name in data:
+        return name
+    if "*" in name:
+        return next((k for k in data if fnmatch.fnmatchcase(k, name)), None)
+    return None
+
+
+def _draw_blocks(ax: Any, data: Series, name: str) -> None:
+    """Every block's series (``sharpness/<block>``), the whole model's sharpness dashed for scale."""
+    prefix = name.split("/")[0] + "/"
+    for k in sorted(k for k in data if k.startswith(prefix)):
+        ax.plot(*data[k], label=k[len(prefix):])
+    whole = next((n for n in ("sharpness", "preconditioned_sharpness") if n in data and prefix == "sharpness/"), None)
+    if whole == "sharpness":
+        ax.plot(*data[whole], color="k", linestyle="--", label="whole model")
+    ax.legend(fontsize=8)
 
 
 def _draw_simple(ax: Any, data: Series, name: str) -> None:
@@ -134,6 +151,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("loss", ("loss",), _draw_loss),
     Panel("sharpness and stability threshold", ("preconditioned_sharpness", "sharpness", "batch_sharpness"), _draw_sharpness),
     Panel("Hessian trace", ("trace",), _draw_simple),
+    Panel("per-layer sharpness λ_max(H_BB)", ("sharpness/*",), _draw_blocks),
     Panel("gradient norms over time", ("per_example.norm_mean", "grad_norm"), _draw_grad_norms),
     Panel("gradient SNR and coherence", ("snr", "m_coherence"), _draw_snr),
     Panel("gradient-noise tail index α̂", ("tail_index", "alpha_hat"), _draw_tail),
@@ -144,7 +162,12 @@ PANELS: tuple[Panel, ...] = (
 
 def present_panels(data: Series) -> list[tuple[Panel, str]]:
     """The panels whose series the run has, each with the series it draws."""
-    return [(p, _first(data, p.names)) for p in PANELS if any(n in data for n in p.names)]
+    out = []
+    for p in PANELS:
+        hit = next((h for n in p.names if (h := _has(data, n)) is not None), None)
+        if hit is not None:
+            out.append((p, hit))
+    return out
 
 
 def dashboard_figure(data: Series, title: str = "") -> Any | None:
