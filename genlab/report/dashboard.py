@@ -21,6 +21,15 @@ Series = Mapping[str, tuple[Sequence[int], Sequence[float]]]
 
 MONITOR_PREFIX = "monitor:"
 
+DIAGNOSE_CAPTIONS = {  # the figures of genlab.diagnose, by artifact name
+    "spectrum.png": "Hessian spectral density by SLQ (Gaussian broadening; log scale) with the top-k eigenvalues "
+                    "found by Lanczos as dashed lines: outliers to the right of the bulk are the sharp directions.",
+    "margins.png": "Output margins f_y − max_{j≠y} f_j of the training (and test) examples; left of the red line "
+                   "(margin ≤ 0) are the misclassified ones.",
+    "el2n.png": "EL2N scores ‖softmax(f(x)) − onehot(y)‖ of the training examples; the hardest examples (highest "
+                "scores) are listed by index in the findings.",
+}
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -212,4 +221,4 @@ def dashboard_png(data: Series, title: str = "") -> bytes | None:
     return buf.getvalue()
 
 
-__all__ = ["MONITOR_PREFIX", "PANELS", "Panel", "dashboard_figure", "dashboard_png", "present_panels"]
+__all__ = ["DIAGNOSE_CAPTIONS", "MONITOR_PREFIX", "PANELS", "Panel", "dashboard_figure", "dashboard_png", "present_panels"]

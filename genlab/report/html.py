@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 from genlab import __version__
 from genlab.provenance import stored
 from genlab.report.catalog import ExperimentInfo
-from genlab.report.dashboard import MONITOR_PREFIX, dashboard_png
+from genlab.report.dashboard import DIAGNOSE_CAPTIONS, MONITOR_PREFIX, dashboard_png
 from genlab.store import ClaimCount, Store, Verdict, claim_outcome, count_claims, is_monitoring_run
 
 _CSS = """
@@ -60,6 +60,7 @@ dl.prov dt{color:#57606a}dl.prov dd{margin:0}
 MONITORING_INFO = ExperimentInfo(
     title="measured on the user's own model", theme="monitoring",
     theme_title="Monitored trainings and diagnoses (your own models)", theme_order=100_000,
+    captions=DIAGNOSE_CAPTIONS,
 )
 DASHBOARD_CAPTION = (
     "Dashboard: a panel per recorded quantity. Sharpness against the optimizer's stability threshold "
