@@ -345,6 +345,10 @@ from genlab.cli_data import diff_cmd, metrics_cmd  # noqa: E402  (data out and c
 cli.add_command(metrics_cmd)
 cli.add_command(diff_cmd)
 
+from genlab.cli_diagnose import diagnose_cmd  # noqa: E402  (a trained model of the user's)
+
+cli.add_command(diagnose_cmd)
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: bad input is one line on stderr and exit code 2."""

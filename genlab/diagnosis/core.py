@@ -222,7 +222,7 @@ def diagnose(
     result = Diagnosis(s, top, (spec.grid, spec.density), per_layer, el2n, idx.numpy(), hard, margins)
     result.verdicts = findings(result)
     if store is not None:
-        result.run_id = _save(result, model, store, name, k=k, max_examples=max_examples, seed=seed,
+        result.run_id = save_run(result, model, store, name, k=k, max_examples=max_examples, seed=seed,
                               has_test=test is not None, has_init=init_state is not None)
     return result
 
@@ -266,7 +266,8 @@ def findings(d: Diagnosis) -> list[Verdict]:
     return out
 
 
-def _save(d: Diagnosis, model: torch.nn.Module, store: Any, name: str, **cfg: Any) -> int:
+def save_run(d: Diagnosis, model: torch.nn.Module, store: Any, name: str, **cfg: Any) -> int:
+    """Store ``d`` as one finished run ``diagnose:NAME`` (metrics at step 0, findings, figures, arrays)."""
     import hashlib
     import json
 
