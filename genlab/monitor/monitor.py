@@ -170,6 +170,7 @@ class Monitor:
 
             self._tb = TensorBoardWriter(tensorboard)
         self._store, self._own_store, self.run_id = self._open_store(store)
+        self.home = None if self._store is None else self._store.home
 
     # -- store ------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -305,6 +306,15 @@ class Monitor:
                 self._store.close()
             self._store = None
         return vs
+
+    def report(self, out: str | os.PathLike[str] | None = None) -> Any:
+        """Write this run's HTML page (dashboard, verdicts, config) to ``out`` (default
+        HOME/monitor-NAME.html) and return its path; call after :meth:`close` for the verdicts."""
+        from genlab.report.html import write_run_page
+
+        if self.home is None or self.run_id is None:
+            raise InputError("report: this Monitor has no store; give Monitor(..., store=HOME) to keep a run to report")
+        return write_run_page(self.home, self.run_id, out if out is not None else self.home / f"monitor-{self.name}.html")
 
     def __enter__(self) -> "Monitor":
         return self

@@ -126,8 +126,8 @@ def _draw_grad_norms(ax: Any, data: Series, name: str) -> None:
         steps, mean = data["per_example.norm_mean"]
         if "per_example.norm_std" in data and list(data["per_example.norm_std"][0]) == list(steps):
             std = data["per_example.norm_std"][1]
-            ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                            color="C0", alpha=0.25, label="per-example mean ± std")
+            ax.fill_between(steps, [max(m - s, 0.0) for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                            color="C0", alpha=0.25, label="per-example mean ± std (≥ 0)")
         ax.plot(steps, mean, color="C0", label="per-example mean")
     if "per_example.norm_max" in data:
         ax.plot(*data["per_example.norm_max"], color="C1", linestyle=":", label="per-example max")

@@ -378,3 +378,10 @@ def write_report(
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, final)
     return final
+
+
+def write_run_page(home: str | os.PathLike[str], run_id: int, out: str | os.PathLike[str]) -> Path:
+    """One run's page (a monitored training's dashboard, verdicts, config) from the store in ``home``."""
+    with Store(home, create=False) as store:
+        run = store.get_run(run_id)
+        return write_report(store, [run_id], out, heading=f"genlab · {run['experiment'] if run else run_id}")
