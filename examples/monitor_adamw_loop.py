@@ -1,8 +1,8 @@
 """A user's own AdamW + DataLoader loop with genlab's Monitor: the lines marked ``# monitor`` are
 all that is added. It records loss, the preconditioned sharpness λ_max(P⁻¹H) against Adam's
 threshold 38/η, the Hessian trace with its standard error, and the edge-of-stability /
-progressive-sharpening findings into the store (``python examples/monitor_adamw_loop.py HOME``;
-then ``genlab runs --home HOME``).
+progressive-sharpening findings into the store, and writes the HTML dashboard
+(``python examples/monitor_adamw_loop.py HOME``; then ``genlab runs --home HOME``).
 """
 
 import sys
@@ -31,9 +31,11 @@ for epoch in range(3):
         opt.step()
         monitor.step((xb, yb), loss=loss)  # monitor
 verdicts = monitor.close()  # monitor
+page = monitor.report()  # monitor
 
+# -- what the Monitor recorded (printing only; not part of the loop)
 for name in ("preconditioned_sharpness", "threshold", "trace", "trace_se"):
     print(f"{name}: {monitor.history[name][-1][1]:.4g} (step {monitor.history[name][-1][0]})")
 for v in verdicts:
     print(f"{v.claim.split(':')[0]}: {v.measured}")
-print(f"run {monitor.run_id} in {home}")
+print(f"run {monitor.run_id} in {home}; dashboard: {page}")

@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from genlab.monitor import Monitor
 
         return Monitor
+    if name == "diagnose":
+        from genlab.diagnosis import diagnose
+
+        return diagnose
     raise AttributeError(f"module 'genlab' has no attribute {name!r}")

@@ -23,7 +23,7 @@ from genlab import __version__
 from genlab.cli_options import preset_options
 from genlab.errors import InputError
 from genlab.paths import check_out_path
-from genlab.store import Store, claim_outcome, count_claims, resolve_home
+from genlab.store import Store, claim_outcome, count_claims, is_monitoring_run, resolve_home
 
 _OUTCOME_STYLE = {"pass": "green", "met": "green", "FAIL": "red", "NOT MET": "red", "not tested": "yellow", "finding": "dim"}
 
@@ -207,6 +207,8 @@ def runs_cmd(as_json: bool, experiment: str | None, sweep: str | None, home: Pat
         checks = f"{counted.passed}/{counted.passed + counted.failed} pass" if counted.passed + counted.failed else "-"
         if counted.not_tested:
             checks += f", {counted.not_tested} not tested"
+        if is_monitoring_run(r) and not counted.total:
+            checks = "monitoring run"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"]))
         table.add_row(str(r["id"]), escape(r["experiment"]), escape(r["status"]), escape(r.get("preset") or "-"), str(r["seed"]),
                       escape(r.get("sweep") or "-"), started, seconds, checks)
@@ -252,7 +254,9 @@ def show_cmd(run_id: int, as_json: bool, home: Path | None) -> None:
     for k, v in sorted(final.items()):
         table.add_row(escape(k), f"{v:.6g}")
     out.print(table)
-    if verdicts:
+    if is_monitoring_run(run) and not count_claims(verdicts).total:
+        out.print(f"monitoring run: measurements and {len(verdicts)} findings, no claims to pass or fail")
+    elif verdicts:
         out.print(escape(count_claims(verdicts).summary()))
     if run.get("error"):
         out.print(escape(run["error"]))
@@ -340,6 +344,10 @@ from genlab.cli_data import diff_cmd, metrics_cmd  # noqa: E402  (data out and c
 
 cli.add_command(metrics_cmd)
 cli.add_command(diff_cmd)
+
+from genlab.cli_diagnose import diagnose_cmd  # noqa: E402  (a trained model of the user's)
+
+cli.add_command(diagnose_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from genlab import __version__
 from genlab.errors import InputError, StoreError
@@ -146,6 +146,16 @@ def count_claims(verdicts: Sequence[Verdict]) -> ClaimCount:
     """Count one run's claims: a failed precondition makes every claim of the run not tested."""
     outcomes = [claim_outcome(v, verdicts) for v in verdicts if v.kind == "claim"]
     return ClaimCount(outcomes.count("pass"), outcomes.count("FAIL"), outcomes.count("not tested"))
+
+
+MONITORING_KINDS = ("monitor:", "diagnose:")
+"""Experiment-name prefixes of runs recorded from a user's model (``genlab.Monitor``, ``genlab.diagnose``)."""
+
+
+def is_monitoring_run(run: Mapping[str, Any] | str) -> bool:
+    """True for a monitored training or a diagnosis: measurements and findings, no claims to pass or fail."""
+    name = run if isinstance(run, str) else str(run.get("experiment", ""))
+    return name.startswith(MONITORING_KINDS)
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:

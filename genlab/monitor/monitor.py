@@ -210,6 +210,8 @@ class Monitor:
     The measurement modes: curvature, per-example and kernel probes in ``"eval"`` mode (their
     default), the gradient noise in ``"train"`` mode; in hook mode the per-example quantities are
     those of the user's own forward (its mode and dropout masks).
+        tensorboard: a log directory: every recorded scalar is also written there as a TensorBoard
+            event (needs ``pip install 'genlab[tensorboard]'``).
     """
 
     def __init__(
@@ -241,6 +243,7 @@ class Monitor:
         print_every: int | None = None,
         console: Any = None,
         seed: int = 0,
+        tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"model: got {type(model).__name__}; must be a torch.nn.Module")
@@ -291,7 +294,13 @@ class Monitor:
         self._loop_at_step = 0.0
         self._init = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
         self._init_norm = float(torch.sqrt(sum(v.double().pow(2).sum() for v in self._init.values())))
+        self._tb = None  # TensorBoard: every recorded scalar also to an event file in this log dir
+        if tensorboard is not None:
+            from genlab.integrations.tensorboard import TensorBoardWriter
+
+            self._tb = TensorBoardWriter(tensorboard)
         self._store, self._own_store, self.run_id = self._open_store(store)
+        self.home = None if self._store is None else self._store.home
 
     # -- store ------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -439,6 +448,8 @@ class Monitor:
             self.history.setdefault(k, []).append((self.t, v))
         if self._store is not None and self.run_id is not None and out:
             self._store.log_metrics(self.run_id, [(self.t, k, v) for k, v in out.items()])
+        if self._tb is not None and out:
+            self._tb.write(self.t, out)
         if self.print_every is not None and self.t % self.print_every == 0:
             self._print()
 
@@ -665,6 +676,9 @@ class Monitor:
     def close(self, status: str = "finished") -> list[Verdict]:
         """Store the verdicts (and the budget's account) and finish the run; returns the verdicts."""
         vs = self.verdicts() + self._budget_verdict()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if self._store is not None and self.run_id is not None:
             self._store.add_checks(self.run_id, vs)
             self._store.finish_run(self.run_id, status)
@@ -672,6 +686,15 @@ class Monitor:
                 self._store.close()
             self._store = None
         return vs
+
+    def report(self, out: str | os.PathLike[str] | None = None) -> Any:
+        """Write this run's HTML page (dashboard, verdicts, config) to ``out`` (default
+        HOME/monitor-NAME.html) and return its path; call after :meth:`close` for the verdicts."""
+        from genlab.report.html import write_run_page
+
+        if self.home is None or self.run_id is None:
+            raise InputError("report: this Monitor has no store; give Monitor(..., store=HOME) to keep a run to report")
+        return write_run_page(self.home, self.run_id, out if out is not None else self.home / f"monitor-{self.name}.html")
 
     def __enter__(self) -> "Monitor":
         return self

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping
 from genlab import __version__
 from genlab.provenance import stored
 from genlab.report.catalog import ExperimentInfo
-from genlab.store import ClaimCount, Store, Verdict, claim_outcome, count_claims
+from genlab.report.dashboard import DIAGNOSE_CAPTIONS, MONITOR_PREFIX, dashboard_png
+from genlab.store import ClaimCount, Store, Verdict, claim_outcome, count_claims, is_monitoring_run
 
 _CSS = """
 *{box-sizing:border-box}
@@ -56,6 +57,19 @@ dl.prov dt{color:#57606a}dl.prov dd{margin:0}
 """
 
 
+MONITORING_INFO = ExperimentInfo(
+    title="measured on the user's own model", theme="monitoring",
+    theme_title="Monitored trainings and diagnoses (your own models)", theme_order=100_000,
+    captions=DIAGNOSE_CAPTIONS,
+)
+DASHBOARD_CAPTION = (
+    "Dashboard: a panel per recorded quantity. Sharpness against the optimizer's stability threshold "
+    "(dashed; read from the optimizer at each measurement), trace with ±1 SE band, per-example gradient norms "
+    "over time, SNR/coherence, tail index α̂ with its interval against the Gaussian α = 2, distance from init, "
+    "kernel distance."
+)
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -81,6 +95,8 @@ def _elapsed(run: Mapping[str, Any]) -> float | None:
 
 def _claims_cell(run: Mapping[str, Any], counts: ClaimCount) -> tuple[str, str]:
     """(css class, text) of a run's claim count; a run without claims is neutral, not a failure."""
+    if is_monitoring_run(run) and not counts.total and run["status"] in ("finished", "running"):
+        return "neutral", "monitoring run" + (" (running)" if run["status"] == "running" else "")
     if run["status"] in _PROBLEM_STATUSES:
         return "fail", f"run {run['status']}"
     tested = counts.passed + counts.failed
@@ -114,6 +130,8 @@ class _Report:
         self.verdicts = {r["id"]: store.checks(r["id"]) for r in runs}
 
     def info_of(self, run: Mapping[str, Any]) -> ExperimentInfo:
+        if run["experiment"] not in self.info and is_monitoring_run(run):
+            return MONITORING_INFO
         return self.info.get(run["experiment"], ExperimentInfo())
 
     # -- grouping ---------------------------------------------------------------------------------
@@ -150,7 +168,7 @@ class _Report:
         items = []
         for run in self.runs:
             rid, name = run["id"], _e(run["experiment"])
-            if run["status"] in _PROBLEM_STATUSES:
+            if run["status"] in _PROBLEM_STATUSES and not (is_monitoring_run(run) and run["status"] == "running"):
                 items.append(f"<li><a href='#run-{rid}'>{name} #{rid}</a>: <span class=fail>run {_e(run['status'])}</span>"
                              + (f" — {_e(str(run['error']).strip().splitlines()[-1])}" if run.get("error") else "") + "</li>")
             verdicts = self.verdicts[rid]
@@ -203,6 +221,11 @@ class _Report:
     def provenance(self, run: Mapping[str, Any]) -> str:
         prov = stored(self.store, run)
         command = prov["command"]
+        if is_monitoring_run(run):
+            cfg = run.get("config") or {}
+            what = ", ".join(f"{k} {cfg[k]}" for k in ("model", "parameters", "optimizer") if cfg.get(k) is not None)
+            return (f"<p class=status>recorded from the user's own model by genlab.{'Monitor' if run['experiment'].startswith('monitor:') else 'diagnose'}"
+                    + (f" ({_e(what)})" if what else "") + "</p>")
         fields = [("genlab", prov.get("genlab") or run.get("version")), ("torch", prov.get("torch")),
                   ("numpy", prov.get("numpy")), ("Python", prov.get("python")), ("platform", prov.get("platform")),
                   ("git commit", prov.get("git_commit")), ("invoked as", prov.get("argv")),
@@ -242,7 +265,20 @@ class _Report:
         )
         back = (f"<p class=back><a href='#summary'>↑ summary</a> · <a href='#failures'>failures</a> · "
                 f"<a href='#theme-{_e(theme_key)}'>theme</a></p>")
-        return head + self.verdict_tables(run) + self.figures(run) + details + back + "</section>"
+        return head + self.verdict_tables(run) + self.dashboard(run) + self.figures(run) + details + back + "</section>"
+
+    def dashboard(self, run: Mapping[str, Any]) -> str:
+        """A monitored training's dashboard (one figure of panels from its series); empty for other runs."""
+        if not run["experiment"].startswith(MONITOR_PREFIX):
+            return ""
+        from genlab.report.compare import series
+
+        png = dashboard_png(series(self.store, run["id"]), f"{run['experiment']} · run {run['id']}")
+        if png is None:
+            return "<p class=status>no series the dashboard draws were recorded</p>"
+        b64 = base64.b64encode(png).decode("ascii")
+        return (f'<figure><img alt="dashboard of run {run["id"]}" src="data:image/png;base64,{b64}">'
+                f"<figcaption>{_e(DASHBOARD_CAPTION)}</figcaption></figure>")
 
 
 def render_report(
@@ -269,6 +305,7 @@ def render_report(
     for run in runs:
         counts = counts + count_claims(rep.verdicts[run["id"]])
     n_fail, failures = rep.failures()
+    n_mon = sum(1 for r in runs if is_monitoring_run(r))
     sections = []
     for key, title, truns in groups:
         toc = " · ".join(f"<a href='#run-{r['id']}'>{_e(r['experiment'])}</a>" for r in truns)
@@ -284,7 +321,9 @@ def render_report(
         f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body id=top>"
         f"<h1>{_e(heading)}</h1><p class=status>genlab {_e(__version__)} · generated {generated} · "
         f"{len(runs)} runs in {len(groups)} themes</p>"
-        f"<p class=headline><b>{_e(counts.summary())}</b>{fail_link}</p>"
+        f"<p class=headline><b>{_e(counts.summary())}</b>{fail_link}"
+        + (f" · {n_mon} monitoring run{'s' if n_mon != 1 else ''} (measurements and findings, no claims)" if n_mon else "")
+        + "</p>"
         "<p class=status>Counted are the papers' claims; preconditions (is the run in the paper's regime?) and "
         "findings (measured numbers the paper does not predict) are shown in each section, not counted.</p>"
         + rep.summary_table(groups) + failures + (_overlays(store, runs) if overlay else "") + "".join(sections)
@@ -339,3 +378,10 @@ def write_report(
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, final)
     return final
+
+
+def write_run_page(home: str | os.PathLike[str], run_id: int, out: str | os.PathLike[str]) -> Path:
+    """One run's page (a monitored training's dashboard, verdicts, config) from the store in ``home``."""
+    with Store(home, create=False) as store:
+        run = store.get_run(run_id)
+        return write_report(store, [run_id], out, heading=f"genlab · {run['experiment'] if run else run_id}")
