@@ -1,68 +1,98 @@
-"""Benchmark: genlab.probes.kernels.empirical_ntk against a per-output autograd baseline.
+"""Benchmark: genlab.probes.kernels.empirical_ntk against the torch.func recipe.
 
-Baseline (measured in the same run): the Jacobian built row by row with torch.autograd.grad, one
-backward pass per (example, output), then J Jᵀ — what one writes without torch.func. Reports the
-time ratio baseline / genlab and the largest relative difference of the kernels, for a scalar-output
-and a 10-output MLP, with all Jacobians held at once and with a memory bound forcing chunks of 16 examples
-(4 row blocks; column blocks recomputed, so about 2.5× the Jacobian work).
-Prints JSON. Run: OMP_NUM_THREADS=2 .venv/bin/python benchmarks/empirical_ntk.py
+The recipe (measured in the same run, methods interleaved): per-example Jacobians by
+``vmap(jacrev(f_one_example))`` over a dict of parameters, then Σ over parameters of
+``einsum("akp,bkp->ab")`` — what the torch.func documentation suggests, all Jacobians held at once.
+genlab runs with its default memory bound (``max_elements=2**24``) and with a bound large enough to
+hold all Jacobians. Models: an MLP 40 → 256 → 256 → 10 and a CNN (two 5×5 conv + max-pool, linear
+head) on 28×28 inputs, 64 inputs × 10 outputs, float32, trace over outputs. Reports the median
+time of each method, the ratio genlab / recipe and the largest relative difference of the kernels.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/empirical_ntk.py [--repeats 5] [--markdown FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import statistics
 import time
 
 import torch
+from torch import nn
+from torch.func import functional_call, jacrev, vmap
 
-from genlab.models.ntk_mlp import NTKMLP
 from genlab.probes.kernels import empirical_ntk
 
 
-def baseline_ntk(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    params = [p for p in model.parameters() if p.requires_grad]
-    out = model(x).reshape(x.shape[0], -1)
-    rows = []
-    for a in range(out.shape[0]):
-        for k in range(out.shape[1]):
-            g = torch.autograd.grad(out[a, k], params, retain_graph=True)
-            rows.append(torch.cat([t.reshape(-1) for t in g]))
-    j = torch.stack(rows).reshape(out.shape[0], out.shape[1], -1)
-    return torch.einsum("akp,bkp->ab", j, j)
+def build(name: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    if name == "mlp":
+        model = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+        x = torch.randn(64, 40)
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(512, 10),
+        )
+        x = torch.randn(64, 1, 28, 28)
+    return model.eval(), x
 
 
-def timed(fn, repeat: int = 3) -> tuple[float, torch.Tensor]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+def recipe(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def one(p, xi):
+        return functional_call(model, p, (xi.unsqueeze(0),)).squeeze(0)
+
+    jac = vmap(jacrev(one), (None, 0))(params, x)
+    return sum(torch.einsum("akp,bkp->ab", j.flatten(2), j.flatten(2)) for j in jac.values())
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--markdown", default=None)
+    args = ap.parse_args()
     rows = []
-    x = torch.randn(64, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    for c in (1, 10):
-        net = NTKMLP(10, 256, 2, d_out=c, sigma_b2=0.1, generator=torch.Generator().manual_seed(1))
-        n_params = sum(p.numel() for p in net.parameters())
-        t_base, k_base = timed(lambda: baseline_ntk(net, x), repeat=2)
-        for label, budget in (("all at once", 2**26), ("chunks of 16 examples", 32 * c * n_params)):
-            t_ours, k_ours = timed(lambda: empirical_ntk(net, x, outputs="trace", max_elements=budget))
-            rows.append(
-                {
-                    "outputs": c,
-                    "params": n_params,
-                    "n": x.shape[0],
-                    "mode": label,
-                    "genlab_s": round(t_ours, 4),
-                    "baseline_s": round(t_base, 4),
-                    "speedup": round(t_base / t_ours, 2),
-                    "max_rel_diff": float((k_ours - k_base).abs().max() / k_base.abs().max()),
-                }
-            )
-    print(json.dumps(rows, indent=1))
+    for name in ("mlp", "cnn"):
+        model, x = build(name)
+        n_params = sum(p.numel() for p in model.parameters())
+        methods = {
+            "recipe": lambda: recipe(model, x),
+            "genlab (default bound)": lambda: empirical_ntk(model, x),
+            "genlab (all at once)": lambda: empirical_ntk(model, x, max_elements=2 * 64 * 10 * n_params),
+        }
+        ref = recipe(model, x)
+        diffs = {k: float((f() - ref).abs().max() / ref.abs().max()) for k, f in methods.items()}
+        times: dict[str, list[float]] = {k: [] for k in methods}
+        for _ in range(args.repeats):  # interleaved
+            for k, f in methods.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for k in methods:
+            rows.append({"model": name, "params": n_params, "n": 64, "outputs": 10, "method": k,
+                         "seconds": round(med[k], 4), "ratio_to_recipe": round(med[k] / med["recipe"], 3),
+                         "max_rel_diff": diffs[k]})
+    load = os.getloadavg()[0]
+    print(json.dumps({"benchmark": "empirical_ntk", "threads": torch.get_num_threads(), "load_average": load,
+                      "repeats": args.repeats, "rows": rows}, indent=1))
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write("# empirical_ntk benchmark\n\n")
+            fh.write(f"`PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/empirical_ntk.py --repeats {args.repeats}` "
+                     f"(torch threads: {torch.get_num_threads()}; load average {load:.1f} on {os.cpu_count()} cores while "
+                     "measured — a shared machine, so compare ratios measured in the same run; median of interleaved repeats). "
+                     "64 inputs × 10 outputs, float32, trace over outputs. Recipe: `vmap(jacrev)` over a dict of "
+                     "parameters + einsum, all Jacobians at once. Target (issue 22): genlab ≤ 1.0× the recipe.\n\n")
+            fh.write("| model | params | method | seconds | × recipe | max rel. diff |\n|---|---|---|---|---|---|\n")
+            for r in rows:
+                fh.write(f"| {r['model']} | {r['params']} | {r['method']} | {r['seconds']} | {r['ratio_to_recipe']} "
+                         f"| {r['max_rel_diff']:.1e} |\n")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from genlab import __version__
-from genlab.cli_options import preset_options
+from genlab.cli_options import preset_options, threads_option
 from genlab.errors import InputError
 from genlab.paths import check_out_path
 from genlab.store import Store, claim_outcome, count_claims, is_monitoring_run, resolve_home
@@ -148,12 +148,16 @@ def list_cmd(name: str | None) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override one config value (repeatable)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML file of config values")
 @click.option("--seed", type=int, default=None, help="seed of the run")
+@threads_option
 @HOME_OPTION
-def run_cmd(name: str, preset: str | None, sets: tuple[str, ...], config_file: Path | None, seed: int | None, home: Path | None) -> None:
+def run_cmd(name: str, preset: str | None, sets: tuple[str, ...], config_file: Path | None, seed: int | None,
+            threads: int | None, home: Path | None) -> None:
     """Run experiment NAME into the store and print its verdicts (config keys: genlab list NAME)."""
     from genlab.runner import execute
+    from genlab.threads import fit_threads
 
     exp, config = _build(name, preset, config_file, sets, seed)
+    fit_threads(1, threads)
     store = Store(home)
     err.print(f"running [bold]{escape(name)}[/] ({preset or 'default'} preset) into {escape(str(store.home))}")
     t0 = time.time()
@@ -303,8 +307,9 @@ def report_cmd(run_ids: tuple[int, ...], out_path: Path | None, overlay: bool, h
 @preset_options("quick presets (the default)", "full presets (paper scale; hours)")
 @click.option("--only", multiple=True, help="run only these experiments (repeatable)")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="HTML file (default: HOME/atlas.html)")
+@threads_option
 @HOME_OPTION
-def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, home: Path | None) -> None:
+def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, threads: int | None, home: Path | None) -> None:
     """Run every registered experiment and write one report: claims passing, a summary by theme,
     the failures, then each experiment (quick: every experiment's quick preset, minutes on 2 cores)."""
     from genlab.config import build_config
@@ -316,6 +321,9 @@ def atlas_cmd(preset: str | None, only: tuple[str, ...], out_path: Path | None, 
     check_out_path(out_path)
     names = list(only) or list(registry())
     configs = {n: build_config(get_experiment(n).Config, preset) for n in names}
+    from genlab.threads import fit_threads
+
+    fit_threads(1, threads)  # the experiments run one after another in this process
     store = Store(home)
     ids, t0 = [], time.time()
     summary = Table(title=f"atlas ({preset})")

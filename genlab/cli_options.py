@@ -26,4 +26,11 @@ def preset_options(quick_help: str, full_help: str) -> Callable[[Any], Any]:
     return decorate
 
 
-__all__ = ["preset_options"]
+def threads_option(f: Any) -> Any:
+    """``--threads N``: intra-op threads of each genlab process (default: genlab.threads' share)."""
+    return click.option("--threads", type=click.IntRange(1, 4096), default=None, metavar="N",
+                        help="torch threads per process (default: $OMP_NUM_THREADS, else the CPUs genlab may use "
+                             "— affinity and cgroup quota — divided among its worker processes)")(f)
+
+
+__all__ = ["preset_options", "threads_option"]

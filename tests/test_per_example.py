@@ -46,6 +46,69 @@ class SeqNet(nn.Module):
         return self.head(torch.tanh(self.emb(x)).flatten(1))
 
 
+class Norms(nn.Module):
+    """BatchNorm2d (eval, running statistics), GroupNorm, InstanceNorm (affine), BatchNorm1d,
+    LayerNorm over two axes, RMSNorm and a LayerNorm without bias: every affine fast path."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.gn = nn.GroupNorm(2, 4)
+        self.inorm = nn.InstanceNorm2d(4, affine=True)
+        self.fc = nn.Linear(4 * 5 * 5, 6)
+        self.bn1 = nn.BatchNorm1d(6)
+        self.ln2 = nn.LayerNorm((2, 3))
+        self.rms = nn.RMSNorm(3)
+        self.ln_nobias = nn.LayerNorm(6, bias=False)
+        self.head = nn.Linear(6, 3)
+        with torch.no_grad():  # running statistics that are not the identity, affines that are not 1, 0
+            for bn in (self.bn, self.bn1):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+            for m in (self.bn, self.gn, self.inorm, self.bn1, self.ln2, self.rms, self.ln_nobias):
+                m.weight.uniform_(0.5, 1.5)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inorm(torch.tanh(self.gn(self.bn(self.conv(x))))))  # (every affine matters)
+        h = torch.tanh(self.bn1(self.fc(h.flatten(1))))
+        h = self.rms(self.ln2(h.reshape(-1, 2, 3))).flatten(1)
+        return self.head(torch.tanh(self.ln_nobias(h)))
+
+
+class Tokens(nn.Module):
+    """An Embedding with a padding index (tokens repeat within an example), mean pooled."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(5, 4, padding_idx=0)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.emb(tokens)).mean(1))
+
+
+class Attention(nn.Module):
+    """Self-attention (packed in-projection, batch_first), attention with a different key/value
+    input (q ≠ k = v: split in-projection) and with kdim/vdim (separate q, k, v weights, time-major)."""
+
+    def __init__(self):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.cross = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.kv = nn.MultiheadAttention(4, 2, kdim=3, vdim=5, bias=False)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.self_attn(x, x, x)
+        h, _ = self.cross(h, torch.tanh(x), torch.tanh(x))
+        t = h.transpose(0, 1)  # (L, N, E)
+        h, _ = self.kv(t, t[..., :3], torch.cat([t, t[..., :1]], -1), need_weights=False)
+        return self.head(h.mean(0))
+
+
 class Shared(nn.Module):
     """One Linear layer used twice (weights shared): must go to the fallback."""
 
@@ -68,9 +131,19 @@ def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def make(kind: str):
     """(model, loss_fn, x, y) of one test case, float64, seeded."""
-    torch.manual_seed({"mlp": 0, "seq": 1, "conv1d": 2, "conv2d": 3, "fallback": 4, "shared": 5}[kind])
+    torch.manual_seed({"mlp": 0, "seq": 1, "conv1d": 2, "conv2d": 3, "fallback": 4, "shared": 5, "norms": 6, "tokens": 7,
+                       "attention": 8}[kind])
     n = 9
-    if kind == "mlp":
+    if kind == "norms":
+        model, x = Norms().eval(), torch.randn(n, 1, 5, 5)
+    elif kind == "tokens":
+        model, x = Tokens(), torch.randint(0, 5, (n, 6))
+        x[0, :] = 2  # one token six times; example 1 all padding but one token
+        x[1, 1:] = 0
+        return model.double(), ce, x, torch.randint(0, 3, (n,))
+    elif kind == "attention":
+        model, x = Attention(), torch.randn(n, 3, 4)
+    elif kind == "mlp":
         model = nn.Sequential(
             nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5, bias=False), nn.ReLU(inplace=True), nn.Linear(5, 3)
         )
@@ -125,7 +198,7 @@ def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close(actual, expected, rtol=RTOL, atol=atol)
 
 
-KINDS = ["mlp", "seq", "conv1d", "conv2d", "fallback", "shared"]
+KINDS = ["mlp", "seq", "conv1d", "conv2d", "fallback", "shared", "norms", "tokens", "attention"]
 
 
 @pytest.mark.parametrize("method", ["auto", "gram", "materialize"])
@@ -144,7 +217,7 @@ def test_engine_matches_naive_loop(kind: str, method: str) -> None:
         close(st.param_sq_norms[name], G[:, offset : offset + p.numel()].pow(2).sum(1))
         offset += p.numel()
     if kind == "fallback":
-        assert set(st.fallback) == {"1.weight", "1.bias", "2.s"}
+        assert set(st.fallback) == {"2.s"}  # the LayerNorm takes the affine fast path
     elif kind == "shared":
         assert set(st.fallback) == {"a.weight", "a.bias"}
     else:
@@ -193,8 +266,19 @@ def test_coherence_snr_grand_match_naive(kind: str) -> None:
     var = G.var(0, unbiased=False)
     snr = gradient_snr(model, loss_fn, (x, y))
     got = torch.cat([s.reshape(-1) for s in snr.per_parameter.values()])
-    ok = var > 1e-12 * G.pow(2).mean(0)
+    second = G.pow(2).mean(0)
+    # entries whose second moment is at rounding level relative to their layer count as gradient-free
+    # (gradient_snr's rule; the key bias of attention, which softmax makes exactly gradient-free)
+    layer_max, offset = torch.empty_like(second), 0
+    for name, p in model.named_parameters():
+        layer_max[offset : offset + p.numel()] = max(
+            float(second[o : o + q.numel()].max()) for o, (n2, q) in zip(
+                torch.tensor([0] + [q.numel() for q in model.parameters()]).cumsum(0).tolist(), model.named_parameters())
+            if n2.rsplit(".", 1)[0] == name.rsplit(".", 1)[0])
+        offset += p.numel()
+    ok = (var > 1e-12 * second) & (second > (100 * torch.finfo(second.dtype).eps) ** 2 * layer_max)
     close(got[ok], mu[ok].pow(2) / var[ok])
+    assert torch.isnan(got[~ok]).all()
     assert snr.overall.pooled_snr == pytest.approx(float(mu.pow(2).sum() / var.sum()), rel=1e-7)
     assert snr.overall.mean_snr == pytest.approx(float((mu[ok].pow(2) / var[ok]).mean()), rel=1e-7)
     offset = 0
@@ -291,3 +375,35 @@ def test_frozen_weight_trainable_bias() -> None:
     close(st.sq_norms, G.pow(2).sum(1))
     close(st.gram, G @ G.T)
     assert "0.weight" not in st.param_sq_norms
+
+
+@pytest.mark.parametrize("name, fallback", [
+    ("resnet", set()),  # BatchNorm in eval mode: the affine fast path
+    ("encoder", set()),  # LayerNorm and MultiheadAttention (eval: dropout off)
+    ("prelnt", set()),
+    ("tied", {"emb.weight"}),  # tied to the output layer: the fallback
+])
+def test_zoo_fast_paths_match_a_loop(name: str, fallback: set) -> None:
+    """Zoo models (tests/_model_zoo.py) in eval mode: per-example norms, Gram and second moments
+    against a loop over examples (same tolerance), and which parameters fall back."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _model_zoo import case
+
+    c = case(name, n=5)
+    model = c.model.eval()
+    x, y = c.data
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for i in range(c.n):
+        loss = c.loss_fn(model(x[i : i + 1]), y[i : i + 1])
+        gs = torch.autograd.grad(loss, params, allow_unused=True)
+        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, gs)]))
+    G = torch.stack(rows)
+    st = per_example_stats(model, c.loss_fn, (x, y), gram=True, second_moment=True, chunk_elements=200)
+    assert set(st.fallback) == fallback
+    close(st.sq_norms, G.pow(2).sum(1))
+    close(st.gram, G @ G.T)
+    close(torch.cat([s.reshape(-1) for s in st.second_moment.values()]), G.pow(2).mean(0))

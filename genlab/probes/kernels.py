@@ -2,7 +2,9 @@
 
 - :func:`empirical_ntk` — Θ(x, x') = J(x) J(x')ᵀ with J = ∂f/∂θ (Jacot, Gabriel & Hongler 2018,
   "Neural tangent kernel: convergence and generalization in neural networks", arXiv 1806.07572,
-  Def. of Θ in §4), computed by Jacobian contractions over chunks of inputs so memory stays bounded.
+  Def. of Θ in §4), computed by Jacobian contractions over chunks of inputs so memory stays bounded;
+  each chunk's Jacobian by ``vmap`` over its examples of ``jacrev`` of one example (cost linear in
+  the chunk size).
 - :func:`kernel_distance` — 1 − ⟨K0, K1⟩_F / (‖K0‖_F ‖K1‖_F) (Fort, Dziugaite, Paul, Kharaghani,
   Roy & Ganguli 2020, "Deep learning versus kernel learning", arXiv 2010.15110, §3 "kernel distance").
 - :func:`kernel_alignment` — centered kernel–target alignment (Cortes, Mohri & Rostamizadeh 2012,
@@ -22,32 +24,56 @@ from typing import Literal, Mapping
 
 import numpy as np
 import torch
-from torch.func import jacrev
+from torch.func import functional_call, jacrev, vmap
+from torch.utils._pytree import tree_map
 
 from genlab.errors import InputError
 from genlab.probes._functional import FlatModel
-from genlab.probes._setup import first_tensor, is_tensor_tree, probe_call, seeded, take
+from genlab.probes._setup import as_args, first_tensor, is_tensor_tree, logits, probe_call, seeded, take
 
 ArrayLike = torch.Tensor | np.ndarray
 
 __all__ = ["empirical_ntk", "kernel_distance", "kernel_alignment", "relative_weight_change"]
 
 
-def _jacobian(fm: FlatModel, theta: torch.Tensor, x, m: int, random: bool = False, seed: int = 0,
-              start: int = 0) -> torch.Tensor:
-    """J of shape (m, c, P): derivative of each of the c outputs at each of the m inputs (with
-    random operations, example i's draw from (seed, start + i), one example at a time)."""
+def _jacobian(fm: FlatModel, params: dict[str, torch.Tensor], x, m: int, random: bool = False, seed: int = 0,
+              start: int = 0, per_example: bool = True) -> list[torch.Tensor]:
+    """J as one (m, c, p) block per trainable parameter: derivative of each of the c outputs at
+    each of the m inputs.
 
-    def f(t: torch.Tensor, xx=x, k: int = m) -> torch.Tensor:
-        return fm.forward(t, xx).reshape(k, -1)
+    Default: ``vmap`` over the examples of ``jacrev`` of one example's outputs, so each backward
+    runs over one example (cost linear in m; ``jacrev`` of the whole chunk would backpropagate
+    every output through all m examples: cost m²). ``per_example=False`` (the model has an
+    operation without a vmap batching rule): ``jacrev`` of the whole chunk. With random
+    operations, example i's draw from (seed, start + i), one example at a time. Blocks per
+    parameter (not one flat (m, c, P) tensor): no copy of the whole Jacobian into one buffer."""
 
-    if not random:
-        return jacrev(f)(theta)
-    rows = []
-    for i in range(m):
-        with seeded(seed, start + i):
-            rows.append(jacrev(lambda t: f(t, take(x, i), 1))(theta))
-    return torch.cat(rows)
+    def f(p: dict[str, torch.Tensor], xx=x, k: int = m) -> torch.Tensor:
+        return _forward(fm, p, xx).reshape(k, -1)
+
+    def blocks(jac: dict[str, torch.Tensor], k: int) -> list[torch.Tensor]:
+        return [jac[n].reshape(k, jac[n].shape[1], -1) for n in fm.names]
+
+    if random:
+        rows = []
+        for i in range(m):
+            with seeded(seed, start + i):
+                rows.append(blocks(jacrev(lambda p: f(p, take(x, i), 1))(params), 1))
+        return [torch.cat(parts) for parts in zip(*rows)]
+    if not per_example:
+        return blocks(jacrev(f)(params), m)
+
+    def one(p: dict[str, torch.Tensor], xi) -> torch.Tensor:
+        return _forward(fm, p, tree_map(lambda v: v.unsqueeze(0), xi)).reshape(-1)
+
+    return blocks(vmap(jacrev(one), in_dims=(None, 0))(params, x), m)
+
+
+def _forward(fm: FlatModel, params: dict[str, torch.Tensor], x) -> torch.Tensor:
+    """The model's output (``output_fn`` applied) at trainable parameters ``params``."""
+    buffers = {n: b.clone() for n, b in fm.buffers.items()}
+    out = functional_call(fm.model, ({**fm.frozen, **params}, buffers), as_args(x))
+    return logits(out, fm.output_fn) if fm.output_fn is not None else out
 
 
 def _inputs(x, name: str):
@@ -89,8 +115,10 @@ def empirical_ntk(
         outputs: for a model with c > 1 outputs, ``"full"`` returns the (n1, n2, c, c) kernel
             Θ_{ab,kl} = ⟨∂f_k(x1_a)/∂θ, ∂f_l(x2_b)/∂θ⟩, ``"trace"`` its trace Σ_k Θ_{ab,kk}
             (shape (n1, n2)). A scalar-output model (outputs (n,) or (n, 1)) gives (n1, n2) either way.
-        max_elements: bound on the number of Jacobian entries held at once (chunk size m is
-            chosen so that m·c·P ≤ max_elements, at least one example per chunk).
+        max_elements: bound on the number of Jacobian entries held at once: all Jacobians when
+            (n1 + n2)·c·P fit (each computed once), else two chunks of m examples with
+            2·m·c·P ≤ max_elements (at least one example per chunk; column chunks recomputed per
+            row chunk, so a larger bound is faster).
 
     Returns a tensor in the model's dtype.
     """
@@ -106,35 +134,50 @@ def empirical_ntk(
     dummy = torch.zeros(n1)
     with probe_call(model, None, (x1, dummy), mode=mode, seed=seed, output_fn=output_fn, batch_size_fn=batch_size_fn,
                     per_example="empirical_ntk", need_loss=False) as s:
-        return _ntk(FlatModel(s.model, output_fn), x1, x2, n1, n2, symmetric, outputs, max_elements, s.random, seed)
+        return _ntk(FlatModel(s.model, output_fn), x1, x2, n1, n2, symmetric, outputs, max_elements, s.random, seed,
+                    per_example=batch_size_fn is None)
 
 
-def _ntk(fm, x1, x2, n1, n2, symmetric, outputs, max_elements, random, seed) -> torch.Tensor:
-    theta = fm.flat()
+def _ntk(fm, x1, x2, n1, n2, symmetric, outputs, max_elements, random, seed, per_example=True) -> torch.Tensor:
+    params = {n: p.detach() for n, p in fm.model.named_parameters() if n in set(fm.names)}
+    dtype = next(iter(params.values())).dtype if params else torch.get_default_dtype()
+    # per-example Jacobians need every input leaf to index examples on axis 0 (no batch_size_fn)
+    # and vmap batching rules for every operation; otherwise jacrev of each whole chunk
+    vmappable = [per_example]
+
+    def _jac(xs, m: int, start: int) -> list[torch.Tensor]:
+        if vmappable[0] and not random:
+            try:
+                return _jacobian(fm, params, xs, m, random, seed, start)
+            except (RuntimeError, NotImplementedError):  # an operation without a batching rule
+                vmappable[0] = False
+        return _jacobian(fm, params, xs, m, random, seed, start, per_example=False)
+
     with torch.no_grad(), seeded(seed, 0):
-        c = int(fm.forward(theta, take(x1, 0)).reshape(1, -1).shape[1])
+        c = int(_forward(fm, params, take(x1, 0)).reshape(1, -1).shape[1])
     scalar = c == 1
     per_example = c * fm.size
-    # All Jacobian blocks are kept when they fit in the budget; otherwise two blocks of `chunk`
-    # examples live at once and the column blocks are recomputed for every row block.
+    # All Jacobian blocks are kept when they fit in the budget (the cost is then linear in the
+    # number of examples); otherwise two blocks of `chunk` examples live at once and the column
+    # blocks are recomputed for every row block (chunks as large as the bound allows: fewer
+    # recomputations and fewer calls).
     cache_all = (n1 + (0 if symmetric else n2)) * per_example <= max_elements
     chunk = max(n1, n2) if cache_all else max(1, max_elements // (2 * per_example))
-    full = torch.empty(n1, n2, c, c, dtype=theta.dtype) if (outputs == "full" and not scalar) else None
-    red = torch.empty(n1, n2, dtype=theta.dtype) if full is None else None
-    blocks2: dict[int, torch.Tensor] = {}
+    full = torch.empty(n1, n2, c, c, dtype=dtype) if (outputs == "full" and not scalar) else None
+    red = torch.empty(n1, n2, dtype=dtype) if full is None else None
+    blocks2: dict[int, list[torch.Tensor]] = {}
 
-    def block2(j: int) -> torch.Tensor:
+    def block2(j: int) -> list[torch.Tensor]:
         if j in blocks2:
             return blocks2[j]
         xs = take(x2, slice(j, j + chunk))
-        jac = _jacobian(fm, theta, xs, min(chunk, n2 - j), random, seed, (0 if symmetric else 1 << 40) + j)
+        jac = _jac(xs, min(chunk, n2 - j), (0 if symmetric else 1 << 40) + j)
         if cache_all:
             blocks2[j] = jac
         return jac
 
     for i in range(0, n1, chunk):
-        ja = blocks2[i] if (symmetric and i in blocks2) else _jacobian(
-            fm, theta, take(x1, slice(i, i + chunk)), min(chunk, n1 - i), random, seed, i)
+        ja = blocks2[i] if (symmetric and i in blocks2) else _jac(take(x1, slice(i, i + chunk)), min(chunk, n1 - i), i)
         if symmetric and cache_all:
             blocks2[i] = ja
         for j in range(0, n2, chunk):
@@ -146,9 +189,10 @@ def _ntk(fm, x1, x2, n1, n2, symmetric, outputs, max_elements, random, seed) -> 
                 continue
             jb = ja if (symmetric and i == j) else block2(j)
             if full is not None:
-                full[i : i + chunk, j : j + chunk] = torch.einsum("akp,blp->abkl", ja, jb)
-            else:
-                red[i : i + chunk, j : j + chunk] = torch.einsum("akp,bkp->ab", ja, jb)
+                full[i : i + chunk, j : j + chunk] = sum(torch.einsum("akp,blp->abkl", u, v) for u, v in zip(ja, jb))
+            else:  # Σ_k Σ_p J_a,kp J_b,kp: one matrix product per parameter block
+                red[i : i + chunk, j : j + chunk] = sum(u.reshape(u.shape[0], -1) @ v.reshape(v.shape[0], -1).T
+                                                        for u, v in zip(ja, jb))
     return full if full is not None else red
 
 

@@ -16,10 +16,12 @@ arXiv 1912.10985):
   wanted, the per-example weight gradients of that one layer are formed instead, in
   memory-bounded chunks (exact either way).
 
-Any other parameterized module (LayerNorm, GroupNorm, Embedding, grouped convolutions,
-MultiheadAttention, custom layers, a module called twice, parameters shared or tied by identity)
-is handled by a chunked ``torch.func.vmap`` of per-example gradients restricted to that module's
-parameters; where vmap cannot go (``nn.GRU``/``nn.LSTM``/``nn.RNN`` kernels, any operation without
+The same one pass serves the elementwise affines (γ, β) of BatchNorm in eval mode, LayerNorm,
+GroupNorm, InstanceNorm and RMSNorm, ``nn.Embedding`` and the projections of
+``nn.MultiheadAttention`` (:mod:`genlab.probes._fast_paths`). Any other parameterized module
+(grouped convolutions, custom layers, a module called twice, parameters shared or tied by
+identity, attention's ``bias_k``/``bias_v``) is handled by a chunked ``torch.func.vmap`` of
+per-example gradients restricted to that module's parameters; where vmap cannot go (``nn.GRU``/``nn.LSTM``/``nn.RNN`` kernels, any operation without
 a batching rule) by a loop over examples, one batch of one at a time.
 
 Conventions: the per-example loss is ``loss_fn`` on a batch of one; ``loss_fn`` returns the mean
@@ -47,6 +49,8 @@ from torch.func import functional_call, grad, vmap
 from torch.utils._pytree import tree_map
 
 from genlab.errors import InputError
+from genlab.probes._fast_paths import (MHA_ROLES, LinearTap, TapForward, affine_rows, embedding_stats, is_affine_norm,
+                                       is_embedding, positions)
 from genlab.probes._functional import Data, LossFn
 from genlab.probes._setup import ProbeInfo, as_args, forward_with_copies, logits, probe_call, seeded, take
 
@@ -93,7 +97,9 @@ class PerExampleStats:
 
 
 def _fast_kind(module: nn.Module) -> str | None:
-    """``linear`` / ``conv`` for modules whose per-example statistics follow from (input, output-grad)."""
+    """How a module's per-example statistics follow from (input, output-grad) of one pass:
+    ``linear`` / ``conv`` (the layer at T positions), ``affine`` (a normalization's γ, β),
+    ``embedding``, ``mha`` (the projections of ``nn.MultiheadAttention``); None: the fallback."""
     if type(module) is nn.Linear:
         return "linear"
     if type(module) in (nn.Conv1d, nn.Conv2d):
@@ -102,6 +108,12 @@ def _fast_kind(module: nn.Module) -> str | None:
         if isinstance(module.padding, str) and module.padding != "valid":
             return None
         return "conv"
+    if is_affine_norm(module):
+        return "affine"
+    if is_embedding(module):
+        return "embedding"
+    if type(module) is nn.MultiheadAttention:
+        return "mha"
     return None
 
 
@@ -371,6 +383,142 @@ def _needs_loop(mod: nn.Module) -> bool:
     return isinstance(mod, nn.RNNBase)
 
 
+def _fast_modules(model: nn.Module, owner: dict, shared: set[str], force_fallback: set[str]):
+    """module name → (module, kind, its parameter names) for the modules taking a fast path."""
+    fast: dict[str, tuple[nn.Module, str, list[str]]] = {}
+    for mname, mod in model.named_modules():
+        kind = _fast_kind(mod)
+        if kind is None or mname in force_fallback:
+            continue
+        pnames = [n for n, (m, _, _) in owner.items() if m == mname]
+        if kind == "mha":  # its in-projections and the out_proj submodule's weight and bias
+            sub = f"{mname}.out_proj" if mname else "out_proj"
+            pnames = [n for n in pnames if owner[n][2] in MHA_ROLES] + [n for n, (m, _, _) in owner.items() if m == sub]
+        if not pnames or any(n in shared or n != (f"{owner[n][0]}.{owner[n][2]}" if owner[n][0] else owner[n][2])
+                             for n in pnames):
+            continue
+        roles = {owner[n][2] for n in pnames}
+        if kind in ("linear", "conv") and not ("weight" in roles and roles <= {"weight", "bias"}):
+            continue
+        if kind == "affine" and not roles <= {"weight", "bias"}:
+            continue
+        if kind == "embedding" and roles != {"weight"}:
+            continue
+        fast[mname] = (mod, kind, pnames)
+    return fast
+
+
+def _rows_entry(rows: torch.Tensor, shape: torch.Size, want_gram: bool, want_second: bool) -> dict[str, torch.Tensor]:
+    """Statistics of per-example gradients given as (B, numel) rows."""
+    e = {"sq": rows.pow(2).sum(1)}
+    if want_second:
+        e["second"] = rows.pow(2).sum(0).reshape(shape)
+    if want_gram:
+        e["gram"] = rows @ rows.T
+    return e
+
+
+def _sums_match(total: torch.Tensor, mean_grad: torch.Tensor, B: int, scale: float) -> bool:
+    """Σ_i g_i / B equals the autograd gradient up to rounding: ``scale`` bounds Σ of the summed
+    magnitudes (rounding ≲ sqrt(n)·eps·scale; 1e3·eps covers n up to 10⁶ terms)."""
+    eps = 1e3 * torch.finfo(total.dtype).eps
+    err = float((total.reshape(-1) / B - mean_grad.reshape(-1)).norm())
+    return err <= eps * max(scale / B, torch.finfo(total.dtype).tiny)
+
+
+def _zero_entries(pnames: list[str], mean_grad: dict, B: int, want_gram: bool, want_second: bool):
+    """A module the loss does not reach: zero per-example gradients (if autograd agrees)."""
+    if any(float(mean_grad[n].abs().max()) > 0 for n in pnames if mean_grad[n].numel()):
+        return None
+    dtype = mean_grad[pnames[0]].dtype
+    return {n: _rows_entry(torch.zeros(B, mean_grad[n].numel(), dtype=dtype), mean_grad[n].shape, want_gram, want_second)
+            for n in pnames}
+
+
+def _module_entries(mod: nn.Module, kind: str, pnames: list[str], owner: dict, a: torch.Tensor, g: torch.Tensor,
+                    mean_grad: dict, B: int, probe: torch.Generator, *, want_gram: bool, want_second: bool,
+                    method: Method, budget: int):
+    """Per-parameter statistics of one module called once, from its input ``a`` and per-example
+    output-gradient ``g``; None when they do not reproduce the autograd gradient."""
+    role = {owner[n][2]: n for n in pnames}
+    if kind == "affine":
+        rows = affine_rows(mod, a, g, B)
+        if rows is None:
+            return None
+        out = {}
+        for r, n in role.items():
+            if r not in rows or not _sums_match(rows[r][0].sum(0), mean_grad[n], B, rows[r][1]):
+                return None
+            out[n] = _rows_entry(rows[r][0], mean_grad[n].shape, want_gram, want_second)
+        return out
+    if kind == "embedding":
+        n = role["weight"]
+        st = embedding_stats(mod, a, g, B, want_gram=want_gram, want_second=want_second)
+        if st is None or not _sums_match(st["sum"], mean_grad[n], B, float(g.norm()) * g.numel() ** 0.5):
+            return None
+        return {n: {k: v for k, v in st.items() if k != "sum"}}
+    # linear / conv: the undoing of the 1/B of the mean loss is in g already
+    A, G = _as_positions(mod, kind, a, g)
+    wn, bn = role["weight"], role.get("bias")
+    if not _consistent(A, G, mean_grad[wn].reshape(G.shape[-1], A.shape[-1]), mean_grad[bn] if bn else None, B, probe):
+        return None
+    st = _layer_stats(A, G, bn is not None, want_gram=want_gram, want_second=want_second, method=method, budget=budget)
+    out = {wn: {"sq": st["weight_sq"]}}
+    if want_second:
+        out[wn]["second"] = st["weight_second"].reshape(mean_grad[wn].shape)
+    if want_gram:
+        out[wn]["gram"] = st["weight_gram"]
+    if bn:
+        out[bn] = {"sq": st["bias_sq"]}
+        if want_second:
+            out[bn]["second"] = st["bias_second"]
+        if want_gram:
+            out[bn]["gram"] = st["bias_gram"]
+    return out
+
+
+def _mha_entries(tf: TapForward, pnames: list[str], owner: dict, mean_grad: dict, B: int, probe: torch.Generator, *,
+                 want_gram: bool, want_second: bool, method: Method, budget: int):
+    """Per-parameter statistics of a MultiheadAttention's projections from the ``F.linear`` calls
+    its tap recorded: each call a Linear layer at L positions on a block of rows; the blocks of one
+    parameter must be disjoint and, with the rows no call touched (zero gradient), reproduce the
+    autograd gradient."""
+    tap = tf.tap
+    if tap.bad or tf.batches != [B] or not tap.calls or any(c["g"] is None for c in tap.calls):
+        return None
+    dtype = mean_grad[pnames[0]].dtype
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    covered: dict[str, torch.Tensor] = {n: torch.zeros(mean_grad[n].shape[0], dtype=torch.bool) for n in pnames}
+    for c in tap.calls:
+        A, G = positions(c["a"], B), positions(c["g"] * B, B)
+        wn, bn, rows, brows = c["w"], c["b"], c["rows"], c["brows"]
+        if bn is not None and (brows != rows or covered[bn][brows].any()):
+            return None
+        if covered[wn][rows].any() or A.shape[-1] != mean_grad[wn].shape[1] or G.shape[-1] != rows.stop - rows.start:
+            return None
+        if not _consistent(A, G, mean_grad[wn][rows], mean_grad[bn][brows] if bn else None, B, probe):
+            return None
+        covered[wn][rows] = True
+        st = _layer_stats(A, G, bn is not None, want_gram=want_gram, want_second=want_second, method=method, budget=budget)
+        for n, key, r in ((wn, "weight", rows), (bn, "bias", brows)):
+            if n is None:
+                continue
+            covered[n][r] = True
+            e = out.setdefault(n, {"sq": torch.zeros(B, dtype=dtype)})
+            e["sq"] = e["sq"] + st[f"{key}_sq"]
+            if want_second:
+                e.setdefault("second", torch.zeros_like(mean_grad[n]))[r] = st[f"{key}_second"]
+            if want_gram:
+                e["gram"] = e.get("gram", 0) + st[f"{key}_gram"]
+    for n in pnames:  # rows no call used must have no gradient
+        rest = mean_grad[n][~covered[n]]
+        if rest.numel() and float(rest.abs().max()) > 0:
+            return None
+        if n not in out:
+            out[n] = _rows_entry(torch.zeros(B, mean_grad[n].numel(), dtype=dtype), mean_grad[n].shape, want_gram, want_second)
+    return out
+
+
 def _batch_stats(
     model: nn.Module,
     loss_fn: LossFn,
@@ -397,93 +545,64 @@ def _batch_stats(
         second = {n: fb[n]["second"] for n in names} if want_second else None
         return float(losses.mean()), {n: fb[n]["sq"] for n in names}, mean_grad, second, gram, list(names)
     owner, shared = _owners(model)
-    fast: dict[str, tuple[nn.Module, str]] = {}
-    for mname, mod in model.named_modules():
-        kind = _fast_kind(mod)
-        if kind is None or mname in force_fallback:
-            continue
-        pnames = [n for n, (m, _, _) in owner.items() if m == mname]
-        if any(n in shared or n != (f"{mname}.{owner[n][2]}" if mname else owner[n][2]) for n in pnames):
-            continue
-        roles = {owner[n][2] for n in pnames}
-        if "weight" in roles and roles <= {"weight", "bias"}:
-            fast[mname] = (mod, kind)
-
+    fast = _fast_modules(model, owner, shared, force_fallback)
+    params = dict(named)
     captured: dict[str, dict[str, list[torch.Tensor]]] = {m: {"a": [], "g": []} for m in fast}
 
     def make_hook(mname: str):
         def hook(mod: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             captured[mname]["a"].append(inputs[0].detach())
-            if output.requires_grad:
+            if isinstance(output, torch.Tensor) and output.requires_grad:
                 output.register_hook(lambda g: captured[mname]["g"].append(g.detach()))
 
         return hook
 
-    handles = [mod.register_forward_hook(make_hook(m)) for m, (mod, _) in fast.items()]
+    handles, taps = [], {}
     try:
+        for m, (mod, kind, pnames) in fast.items():
+            if kind == "mha":
+                weights = {id(params[n]): (n, params[n]) for n in pnames if not owner[n][2].endswith("bias")}
+                biases = {id(params[n]): (n, params[n]) for n in pnames if owner[n][2].endswith("bias")}
+                taps[m] = TapForward(mod, LinearTap(weights, biases))
+            else:
+                handles.append(mod.register_forward_hook(make_hook(m)))
         with torch.enable_grad():
             loss = loss_fn(_out(forward_with_copies(model, x), output_fn), y)
             grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     finally:
         for h in handles:
             h.remove()
+        for t in taps.values():
+            t.restore()
     mean_grad = {n: (torch.zeros_like(p) if g is None else g.detach()) for (n, p), g in zip(named, grads)}
 
-    # modules called more than once go to the fallback; so do modules whose parameters are also
-    # used outside their own forward (tied weights): found by checking Σ_i g_i from (A, G)
-    # against the autograd gradient along a random direction
-    reused = {m for m, c in captured.items() if len(c["a"]) != 1 or len(c["g"]) > 1}
-    positions: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
+    # per fast parameter: {"sq": (B,), "second": like the parameter, "gram": (B, B)}; a module
+    # whose per-example gradients do not sum to the autograd gradient (a parameter also used
+    # outside the module's own forward, a module called twice) goes to the fallback
+    entries: dict[str, dict[str, torch.Tensor]] = {}
     probe = torch.Generator().manual_seed(0)
-    for mname, (mod, kind) in fast.items():
-        if mname in reused:
-            continue
-        weight_name = f"{mname}.weight" if mname else "weight"
-        if not captured[mname]["g"]:  # the loss does not reach this layer's output
-            positions[mname] = None
-            if float(mean_grad[weight_name].abs().max()) > 0:
-                reused.add(mname)
-            continue
-        # undo the 1/B of the mean loss: per-example output-gradients of the batch-of-one losses
-        A, G = _as_positions(mod, kind, captured[mname]["a"][0], captured[mname]["g"][0] * B)
-        bias_name = f"{mname}.bias" if mname else "bias"
-        bias_grad = mean_grad.get(bias_name) if bias_name in owner else None
-        if not _consistent(A, G, mean_grad[weight_name].reshape(G.shape[-1], A.shape[-1]), bias_grad, B, probe):
-            reused.add(mname)
-            continue
-        positions[mname] = (A, G)
-    fast_params = {n for n, (m, _, _) in owner.items() if m in fast and m not in reused}
-    fallback_names = [n for n in names if n not in fast_params]
+    opts = dict(want_gram=want_gram, want_second=want_second, method=method, budget=budget)
+    for mname, (mod, kind, pnames) in fast.items():
+        if kind == "mha":
+            got = _mha_entries(taps[mname], pnames, owner, mean_grad, B, probe, **opts)
+        else:
+            c = captured[mname]
+            if len(c["a"]) != 1 or len(c["g"]) > 1:
+                continue
+            if not c["g"]:  # the loss does not reach this module's output
+                got = _zero_entries(pnames, mean_grad, B, want_gram, want_second)
+            else:
+                got = _module_entries(mod, kind, pnames, owner, c["a"][0], c["g"][0] * B, mean_grad, B, probe, **opts)
+        if got is not None:
+            entries.update(got)
+    fallback_names = [n for n in names if n not in entries]
 
-    param_sq: dict[str, torch.Tensor] = {}
-    second: dict[str, torch.Tensor] = {}
+    param_sq: dict[str, torch.Tensor] = {n: e["sq"] for n, e in entries.items()}
+    second: dict[str, torch.Tensor] = {n: e["second"] for n, e in entries.items()} if want_second else {}
     gram = torch.zeros(B, B, dtype=loss.dtype) if want_gram else None
-    for mname, (mod, kind) in fast.items():
-        if mname in reused:
-            continue
-        weight_name = f"{mname}.weight" if mname else "weight"
-        bias_name = f"{mname}.bias" if mname else "bias"
-        has_bias = bias_name in fast_params
-        if positions[mname] is None:
-            for n in (weight_name, bias_name):
-                if n in fast_params:
-                    param_sq[n] = torch.zeros(B, dtype=loss.dtype)
-                    if want_second:
-                        second[n] = torch.zeros_like(mean_grad[n])
-            continue
-        A, G = positions[mname]
-        st = _layer_stats(A, G, has_bias, want_gram=want_gram, want_second=want_second, method=method, budget=budget)
-        param_sq[weight_name] = st["weight_sq"]
-        if want_second:
-            second[weight_name] = st["weight_second"].reshape(mod.weight.shape)
-        if want_gram:
-            gram += st["weight_gram"]
-        if has_bias:
-            param_sq[bias_name] = st["bias_sq"]
-            if want_second:
-                second[bias_name] = st["bias_second"]
-            if want_gram:
-                gram += st["bias_gram"]
+    if want_gram:
+        for e in entries.values():
+            gram += e["gram"]
     if fallback_names:
         loop = {n for n in fallback_names if _needs_loop(owner[n][1])}
         fb: dict[str, dict[str, torch.Tensor]] = {}

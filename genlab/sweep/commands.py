@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rich.markup import escape
 
-from genlab.cli_options import preset_options
+from genlab.cli_options import preset_options, threads_option
 from genlab.config import short_repr
 from genlab.errors import InputError
 from genlab.paths import check_out_path
@@ -55,15 +55,17 @@ def named_plan(plan: Any, sweep_name: str, home: Path | None) -> Any:
 @preset_options("the quick preset at every point", "the full preset at every point")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a fixed config value (repeatable)")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="where points run")
-@click.option("--workers", type=click.IntRange(1, 1024), default=None, help="points in parallel (default: cores, or the Ray cluster's CPUs)")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None, help="points in parallel (default: the CPUs genlab may use — affinity, cgroup quota —, or the Ray cluster's CPUs)")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+@threads_option
 @click.option("--name", "sweep_name", default=None, metavar="NAME",
               help="a readable sweep id (letters, digits, . _ -); the same --name resumes it (default: a hash of the grid)")
 @click.option("--max-points", type=click.IntRange(1, 10**7), default=MAX_POINTS, show_default=True,
               help="refuse a grid of more points than this (counted before anything runs)")
 @_home_option
 def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple[str, ...], executor: str,
-              workers: int | None, address: str | None, sweep_name: str | None, max_points: int, home: Path | None) -> None:
+              workers: int | None, address: str | None, threads: int | None, sweep_name: str | None, max_points: int,
+              home: Path | None) -> None:
     """Run experiment NAME at every point of the grid (resumable: the same command skips finished points)."""
     from genlab.cli import err, out
     from genlab.config import parse_assignments
@@ -83,9 +85,9 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
     if sweep_name is not None:
         plan = named_plan(plan, sweep_name, home)
     store = Store(home)
-    ex = make_executor(executor, workers, address)
+    ex = make_executor(executor, workers, address, threads)
     err.print(f"sweep [bold]{plan.sweep}[/]: {len(plan.points)} points of {name} ({preset or 'default'} preset) "
-              f"on {executor} ({ex.slots} slots) into {escape(str(store.home))}")
+              f"on {executor} ({ex.slots} slots, {getattr(ex, 'threads', 1)} threads each) into {escape(str(store.home))}")
     live = err.is_terminal
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("points ·"),
                TextColumn("{task.fields[failed]} failed · {task.fields[remaining]} remaining"),

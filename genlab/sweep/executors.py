@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from genlab.errors import InputError
 from genlab.store import process_start
 from genlab.sweep.worker import init_worker, run_point
+from genlab.threads import env_threads, thread_share, usable_cpus
 
 RAY_HINT = "install it with: pip install 'genlab[ray]'  (or: pip install 'ray[default]')"
 
@@ -30,14 +31,15 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """A process pool of ``workers`` processes (default: the number of cores), each with
-    ``cores // workers`` torch threads. Worker processes ignore SIGINT; ``close(cancel=True)``
-    terminates them."""
+    """A process pool of ``workers`` processes (default: the CPUs genlab may use), each with its
+    share of threads (:func:`genlab.threads.thread_share`: ``threads`` if given, else
+    ``OMP_NUM_THREADS``, else usable CPUs // workers). Worker processes ignore SIGINT;
+    ``close(cancel=True)`` terminates them."""
 
-    def __init__(self, workers: int | None = None):
-        cores = os.cpu_count() or 1
-        self.slots = int(workers or cores)
-        threads = max(cores // self.slots, 1)
+    def __init__(self, workers: int | None = None, threads: int | None = None):
+        self.slots = int(workers or usable_cpus())
+        self.threads = thread_share(self.slots, threads)
+        threads = self.threads
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["genlab.sweep.worker", "genlab.sweep._preload"])
         driver = (os.getpid(), process_start(os.getpid()))
@@ -101,9 +103,11 @@ def ray_available() -> bool:
 
 class RayExecutor:
     """Ray tasks: ``ray.init(address=address)`` on a cluster, or a local Ray instance when
-    ``address`` is None (``workers`` CPUs, default all). Slots = ``workers`` or the cluster's CPUs."""
+    ``address`` is None (``workers`` CPUs, default all). Slots = ``workers`` or the cluster's CPUs.
+    Each task declares one CPU; its threads: ``threads`` if given, else ``OMP_NUM_THREADS``, else on
+    a local instance this machine's usable CPUs // slots, on a cluster 1 (one CPU per task)."""
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    def __init__(self, address: str | None = None, workers: int | None = None, threads: int | None = None):
         try:
             import ray
         except ImportError:
@@ -117,14 +121,18 @@ class RayExecutor:
             else:
                 # a local instance: its processes take the node address 127.0.0.1, so they listen on
                 # loopback only (tests/test_ray_addresses.py records every socket)
-                ray.init(num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kwargs)
+                ray.init(num_cpus=workers or usable_cpus(), _node_ip_address="127.0.0.1", **kwargs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = int(workers or cpus)
+        if threads is None and address:
+            self.threads = env_threads(os.environ) or 1  # the cluster's nodes are not this machine
+        else:
+            self.threads = thread_share(self.slots, threads)
         self._remote = ray.remote(num_cpus=1)(_ray_point)
         self._pending: set[Any] = set()
 
     def submit(self, name: str, config: dict[str, Any]) -> Any:
-        ref = self._remote.remote(name, config)
+        ref = self._remote.remote(name, config, self.threads)
         self._pending.add(ref)
         return ref
 
@@ -156,19 +164,28 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def _ray_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    init_worker(1)
+def _ray_point(name: str, config: dict[str, Any], threads: int = 1) -> dict[str, Any]:
+    init_worker(threads)
     return run_point(name, config)
 
 
-def make_executor(kind: str, workers: int | None = None, address: str | None = None) -> Executor:
+def _ray_threads(threads: int) -> dict[str, Any]:
+    """What a Ray task set up like a point's (``init_worker(threads)``) runs with (for checks)."""
+    from genlab.threads import in_effect
+
+    init_worker(threads)
+    return in_effect()
+
+
+def make_executor(kind: str, workers: int | None = None, address: str | None = None,
+                  threads: int | None = None) -> Executor:
     """The executor called ``kind`` (``local`` or ``ray``); bad options are an InputError."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be >= 1, got {workers}")
     if kind == "local":
         if address:
             raise InputError("--address: only with --executor ray")
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, threads)
     if kind == "ray":
-        return RayExecutor(address, workers)
+        return RayExecutor(address, workers, threads)
     raise InputError(f"--executor: {kind!r} unknown; allowed: local, ray")

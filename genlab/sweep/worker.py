@@ -43,7 +43,8 @@ def watch_driver(pid: int, start: str | None, every: float = 0.5) -> threading.T
 
 
 def init_worker(threads: int = 1, driver: tuple[int, str | None] | None = None) -> None:
-    """Pool initializer: the driver handles SIGINT (workers ignore it); ``threads`` torch threads.
+    """Pool initializer: the driver handles SIGINT (workers ignore it); ``threads`` intra-op threads
+    (the worker's share of the CPUs, :mod:`genlab.threads`; also ``OMP_NUM_THREADS`` for its children).
 
     With ``driver = (pid, start)`` the worker dies with its parent (``PR_SET_PDEATHSIG``) and a
     watchdog thread ends it when the driver process is gone (its parent may be a fork server)."""
@@ -51,10 +52,11 @@ def init_worker(threads: int = 1, driver: tuple[int, str | None] | None = None) 
     if driver is not None:
         _parent_death_signal()
         watch_driver(*driver)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
+    from genlab.threads import apply_threads
 
-    torch.set_num_threads(max(int(threads), 1))
+    threads = max(int(threads), 1)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    apply_threads(threads)
 
 
 def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
