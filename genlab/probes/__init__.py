@@ -37,6 +37,11 @@ from genlab.probes.function_space import (
 from genlab.probes.activations import layer_activations, layer_names
 from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_mi
 from genlab.probes.similarity import cka, linear_cka, rbf_cka
+from genlab.probes.measures import margins, norm_measures, path_norm
+from genlab.probes.measures_alpha import PowerLawFit, fit_power_law, layer_alphas, mean_layer_alpha
+from genlab.probes.measures_flatness import FlatnessResult, box_ascent, pac_bayes_sigma, sharpness_alpha
+from genlab.probes.measures_pathways import pathway_distance
+from genlab.probes.measures_suite import all_measures
 
 __all__ = [
     "empirical_ntk",
@@ -91,4 +96,17 @@ __all__ = [
     "cka",
     "linear_cka",
     "rbf_cka",
+    "margins",
+    "norm_measures",
+    "path_norm",
+    "PowerLawFit",
+    "fit_power_law",
+    "layer_alphas",
+    "mean_layer_alpha",
+    "FlatnessResult",
+    "box_ascent",
+    "pac_bayes_sigma",
+    "sharpness_alpha",
+    "pathway_distance",
+    "all_measures",
 ]
