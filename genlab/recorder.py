@@ -56,9 +56,14 @@ class MemoryRecorder(BaseRecorder):
     def __init__(self, progress_factory: Callable[..., Any] | None = None):
         super().__init__(progress_factory)
         self.rows: list[tuple[int, str, float]] = []
+        self.files: dict[str, tuple[str, bytes]] = {}  # name → (kind, bytes) saved by save_bytes
 
     def log_many(self, values: dict[str, float], step: int = 0) -> None:
         self.rows.extend((int(step), name, float(v)) for name, v in values.items())
+
+    def save_bytes(self, name: str, data: bytes, kind: str = "file") -> None:
+        """Keep a file's bytes (a worker returns them; the sweep driver writes them as artifacts)."""
+        self.files[name] = (kind, bytes(data))
 
     def series(self, name: str) -> tuple[list[int], list[float]]:
         pts = [(s, v) for s, n, v in self.rows if n == name]
@@ -107,6 +112,14 @@ class Recorder(BaseRecorder):
         """Write JSON atomically (temp file, then rename) and record it as an artifact."""
         final, tmp = self._atomic_path(name)
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, allow_nan=True))
+        os.replace(tmp, final)
+        self.store.add_artifact(self.run_id, kind, name, final)
+        return final
+
+    def save_bytes(self, name: str, data: bytes, kind: str = "file") -> Path:
+        """Write raw bytes atomically (e.g. a ``torch.save``d state dict) as an artifact of ``kind``."""
+        final, tmp = self._atomic_path(name)
+        tmp.write_bytes(data)
         os.replace(tmp, final)
         self.store.add_artifact(self.run_id, kind, name, final)
         return final

@@ -41,6 +41,11 @@ from genlab.probes.mutual_information import MIResult, binned_mi, kde_mi, noisy_
 from genlab.probes.similarity import cka, linear_cka, rbf_cka
 from genlab.probes.feature_structure import FilterClustering, FourierConcentration, filter_clustering, fourier_concentration
 from genlab.probes.blocks import PerBlock, layer_blocks, select_parameters
+from genlab.probes.measures import margins, norm_measures, path_norm
+from genlab.probes.measures_alpha import PowerLawFit, fit_power_law, layer_alphas, mean_layer_alpha
+from genlab.probes.measures_flatness import FlatnessResult, box_ascent, pac_bayes_sigma, sharpness_alpha
+from genlab.probes.measures_pathways import pathway_distance
+from genlab.probes.measures_suite import all_measures
 
 __all__ = [
     "KernelModes",
@@ -109,4 +114,17 @@ __all__ = [
     "PerBlock",
     "layer_blocks",
     "select_parameters",
+    "margins",
+    "norm_measures",
+    "path_norm",
+    "PowerLawFit",
+    "fit_power_law",
+    "layer_alphas",
+    "mean_layer_alpha",
+    "FlatnessResult",
+    "box_ascent",
+    "pac_bayes_sigma",
+    "sharpness_alpha",
+    "pathway_distance",
+    "all_measures",
 ]

@@ -87,6 +87,8 @@ def _write_result(store: Store, run_id: int, out: dict[str, Any]) -> None:
         return
     rec = Recorder(store, run_id)
     rec.save_json("result.json", out["result"])
+    for name, (kind, data) in (out.get("files") or {}).items():
+        rec.save_bytes(name, data, kind)
     store.add_checks(run_id, [Verdict(**v) for v in out["verdicts"]])
     for name, png in out["figures"].items():
         final = rec.run_dir / name

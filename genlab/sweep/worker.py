@@ -101,6 +101,7 @@ def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
             "result": result,
             "verdicts": verdicts,
             "figures": figures,
+            "files": recorder.files,
             "error": None,
             "seconds": time.time() - t0,
         }
