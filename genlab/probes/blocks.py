@@ -119,10 +119,10 @@ class BlockOperator:
 
     __matmul__ = matvec
 
-    def matmat(self, vs: torch.Tensor) -> torch.Tensor:
+    def matmat(self, vs: torch.Tensor, block: int = 1) -> torch.Tensor:
         full = torch.zeros(self.op.size, vs.shape[1], dtype=self.dtype, device=self.device)
         full[self.index] = vs.to(dtype=self.dtype, device=self.device)
-        return self.op.matmat(full)[self.index]
+        return self.op.matmat(full, block=block)[self.index]
 
 
 @dataclass
