@@ -39,7 +39,7 @@ from pydantic import Field, field_validator
 
 from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
-from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset
+from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset, shuffled_batches
 from genlab.experiments.optimizers.train_longer import _model
 from genlab.train.large_batch import augmented_batch, shift_scale_noise
 from genlab.train.optimizers import make_optimizer
@@ -101,12 +101,7 @@ def train_run(config: BatchAugmentationConfig, data, copies: int, seed: int) -> 
     total = config.epochs * (n // b)
     milestone = int(0.6 * total)
     steps, accs = [], []
-    perm, pos = torch.randperm(n, generator=g), 0
-    for t in range(total):
-        if pos + b > n:
-            perm, pos = torch.randperm(n, generator=g), 0
-        idx = perm[pos : pos + b]
-        pos += b
+    for t, idx in enumerate(shuffled_batches(n, b, total, g)):
         xb, yb = augmented_batch(x[idx], y[idx], copies, aug, g)
         for group in opt.param_groups:
             group["lr"] = config.lr * (0.1 if t >= milestone else 1.0)
