@@ -29,3 +29,14 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of examples whose arg-max logit is the label."""
     return float((model(x).argmax(-1) == y).double().mean())
+
+
+def shuffled_batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
+    """``steps`` index batches of ``batch_size`` from reshuffled passes over ``n`` examples (an
+    epoch's remainder smaller than a batch is skipped), drawn from ``generator``."""
+    perm, pos = torch.randperm(n, generator=generator), 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            perm, pos = torch.randperm(n, generator=generator), 0
+        yield perm[pos : pos + batch_size]
+        pos += batch_size

@@ -31,7 +31,7 @@ from pydantic import Field
 from torch import nn
 
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
-from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset
+from genlab.experiments._classification import accuracy, cross_entropy, mnist1d_subset, shuffled_batches
 from genlab.models.ghost_batch_norm import GhostBatchNorm1d
 from genlab.train.large_batch import Regime, adapt_regime
 from genlab.train.optimizers import make_optimizer
@@ -81,12 +81,7 @@ def train_regime(config: TrainLongerConfig, data, regime: Regime, ghost: int | N
     total = int(round(regime.epochs * steps_per_epoch))
     milestone = int(round(regime.milestones[0] * steps_per_epoch)) if regime.milestones else total + 1
     model.train()
-    perm, pos = torch.randperm(n, generator=g), 0
-    for t in range(total):
-        if pos + regime.batch_size > n:
-            perm, pos = torch.randperm(n, generator=g), 0
-        idx = perm[pos : pos + regime.batch_size]
-        pos += regime.batch_size
+    for t, idx in enumerate(shuffled_batches(n, regime.batch_size, total, g)):
         for group in opt.param_groups:
             group["lr"] = regime.lr * (config.gamma if t >= milestone else 1.0)
         opt.zero_grad()
