@@ -81,7 +81,7 @@ def test_deep_ntk_classifiers_verdicts_fail_when_agreement_stays_low() -> None:
 
 def test_overparameterized_convergence_small_run() -> None:
     result, verdicts = run_experiment("overparameterized-convergence", ns=[3, 8], widths=[4, 16, 32], seeds=1, steps=60)
-    assert [v.kind for v in verdicts] == ["precondition", "claim", "claim", "claim", "finding"]
+    assert [v.kind for v in verdicts] == ["precondition", "claim", "claim", "claim", "finding", "finding"]
     assert len(result["runs"]) == 6 and all(r["status"] != "diverged" for r in result["runs"])
 
 
