@@ -38,6 +38,7 @@ CANNOT_DIVERGE = {
     "kernel-rich": "eta_rel ≤ 1 relative to the curvature bound; only step_sweep members can diverge",
     "connectivity-rank": "eta_rel < 2 is relative to the measured curvature (config bound)",
     "deep-ntk-classifiers": "kernel recursions and least squares: no training loop",
+    "overparameterized-convergence": "eta_rel < 2 relative to the infinite-width curvature (config bound); a narrow member that diverges is recorded",
 }
 STEP_FIELDS = ("lr", "eta", "step_size", "step_sizes", "learning_rate", "mod_lr")
 

@@ -77,3 +77,35 @@ def test_deep_ntk_classifiers_verdicts_fail_when_agreement_stays_low() -> None:
                    "agreement": [0.7, 0.8], "test_accuracy": [0.9, 0.9], "rule_accuracy": 0.9,
                    "deepest_vs_rules": {"majority": 0.8}} for key, label, _a, rule, kind in CASES}
     assert not any(v.passed for v in exp.checks(cfg, {"cases": cases}))
+
+
+def test_overparameterized_convergence_small_run() -> None:
+    result, verdicts = run_experiment("overparameterized-convergence", ns=[3, 8], widths=[4, 16, 32], seeds=1, steps=60)
+    assert [v.kind for v in verdicts] == ["precondition", "claim", "claim", "claim", "finding", "finding"]
+    assert len(result["runs"]) == 6 and all(r["status"] != "diverged" for r in result["runs"])
+
+
+def test_log_loss_line_fit_on_a_geometric_sequence() -> None:
+    import numpy as np
+
+    from genlab.experiments.dynamics.overparameterized_convergence import _line_fit
+
+    losses = 2.0 * 0.9 ** np.arange(300)  # exactly linear in log: R² = 1, slope log 0.9
+    r2, slope = _line_fit(losses)
+    assert abs(r2 - 1) < 1e-12 and abs(slope - np.log(0.9)) < 1e-12
+    assert np.isnan(_line_fit(np.ones(50))[0])  # never inside the window: nothing to fit
+
+
+def test_overparameterized_convergence_verdicts_fail_on_a_shrinking_threshold() -> None:
+    exp = get_experiment("overparameterized-convergence")
+    cfg = exp.Config(ns=[4, 40], widths=[8, 16, 32], seeds=1)
+    runs = []
+    for n, m, ratio, r2, wc in [(4, 8, 0.5, 0.2, 0.1), (4, 16, 1e-9, 0.99, 0.1), (4, 32, 1e-9, 0.5, 0.2),
+                                (40, 8, 1e-9, 0.99, 0.1), (40, 16, 1e-9, 0.99, 0.2), (40, 32, 1e-9, 0.99, 0.3)]:
+        runs.append({"n": n, "width": m, "seed": 0, "status": "budget", "final_ratio": ratio, "r2": r2, "slope": -0.1,
+                     "weight_change": wc, "curve": [1.0, ratio], "curve_every": 1})
+    kernel = {str(n): {"predicted_slope": -0.1} for n in (4, 40)}
+    v = exp.checks(cfg, {"runs": runs, "kernel": kernel})
+    assert not _by_claim(v, "falls linearly").passed  # n = 4 at the widest: R² 0.5
+    assert not _by_claim(v, "grows with n").passed  # m*(4) = inf (the widest is not linear), m*(40) = 8
+    assert not _by_claim(v, "weight change falls").passed

@@ -99,12 +99,14 @@ class ModeRates:
 
 
 def mode_rates(
-    steps, projections, *, modes: KernelModes | None = None, lr: float | None = None, floor: float = 1e-10
+    steps, projections, *, modes: KernelModes | None = None, lr: float | None = None, floor: float = 1e-3
 ) -> ModeRates:
     """Fit q_i per mode from projections (T, n) recorded at ``steps`` (T increasing integers):
-    |q_i| = exp(slope of log|c_i(t)| on t) over the points where |c_i| > ``floor``·max|c_i|
-    (below, rounding noise dominates), sign(q_i) = the sign of the median ratio c_i(t+1)/c_i(t)
-    on consecutive steps. With ``modes`` and ``lr``, also 1 − ηλ_i."""
+    |q_i| = exp(slope of log|c_i(t)| on t) over the first stretch of points where
+    |c_i(t)| > ``floor``·|c_i(t_0)| (once a mode has decayed that far, what is left of it is fed
+    by the other modes through the kernel's change at finite width, or is rounding noise),
+    sign(q_i) = the sign of the median ratio c_i(t+1)/c_i(t) on consecutive steps of that
+    stretch. A mode with fewer than 2 such points gets nan. With ``modes`` and ``lr``, also 1 − ηλ_i."""
     t = np.asarray(steps, dtype=np.float64).reshape(-1)
     c = np.asarray(projections, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] != t.shape[0] or t.shape[0] < 2:
@@ -114,8 +116,11 @@ def mode_rates(
     factors = np.full(c.shape[1], np.nan)
     for i in range(c.shape[1]):
         a = np.abs(c[:, i])
-        keep = a > floor * max(a.max(), 1e-300)
-        if keep.sum() < 2:
+        above = a > floor * a[0]
+        stop = int(np.argmin(above)) if not above.all() else len(a)  # the first point at or below the floor
+        keep = np.zeros(len(a), dtype=bool)
+        keep[:stop] = True
+        if a[0] == 0 or keep.sum() < 2:
             continue
         slope = np.polyfit(t[keep], np.log(a[keep]), 1)[0]
         pairs = keep[:-1] & keep[1:] & (np.diff(t) == 1)

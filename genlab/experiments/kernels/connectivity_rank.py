@@ -200,7 +200,7 @@ class ConnectivityRank(Experiment):
                            ("kernel_distance", "kernel distance falls as the initial rank grows at fixed norm")):
             v = np.array([self._mean(result, "random", r, key) for r in ranks])
             ok = bool(np.all(np.isfinite(v)))
-            rho = float(spearmanr(ranks, v)[0]) if ok else float("nan")
+            rho = round(float(spearmanr(ranks, v)[0]), 12) if ok else float("nan")  # exact ranks: −0.8 is not −0.7999…
             shown = ", ".join(f"r={r}: {x:.3g}" for r, x in zip(ranks, v))
             out.append(Verdict(
                 claim=claim,
