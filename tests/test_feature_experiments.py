@@ -7,8 +7,8 @@ from conftest import run_experiment
 
 
 def test_boosted_units_small():
-    res, verdicts = run_experiment("boosted-units", groups=3, group_size=4, steps=20)
-    assert len(res["curves"]["boosted"][0]) == 4 and res["removed_units"][-1] == 12
+    res, verdicts = run_experiment("boosted-units", groups=2, group_size=3, steps=5)
+    assert len(res["curves"]["boosted"][0]) == 3 and res["removed_units"][-1] == 6
     assert len(verdicts) == 3 and all(isinstance(v.passed, bool) for v in verdicts)
 
 
