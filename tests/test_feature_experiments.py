@@ -92,3 +92,10 @@ def test_neuron_features_are_the_effective_input_weights():
     pre = m.hidden(e)[0].detach().double().numpy()
     want = f[:3, 2] + f[3:, 4] + m.hidden.bias.detach().double().numpy()
     assert abs(pre - want).max() < 1e-5
+
+
+def test_benign_oscillation_divergence_is_a_recorded_result():
+    res, verdicts = run_experiment("benign-oscillation", n_train=20, n_test=50, dim=20, epochs=6, osc_epochs=2, batch_size=5, large_lr=50.0)
+    assert res["runs"]["large"]["status"] == "diverged"
+    assert verdicts[0].kind == "precondition" and not verdicts[0].passed
+    assert not verdicts[2].passed  # a diverged run does not count as oscillating
