@@ -7,8 +7,8 @@ from conftest import run_experiment
 
 
 def test_boosted_units_small():
-    res, verdicts = run_experiment("boosted-units", groups=3, group_size=4, steps=20)
-    assert len(res["curves"]["boosted"][0]) == 4 and res["removed_units"][-1] == 12
+    res, verdicts = run_experiment("boosted-units", groups=2, group_size=3, steps=5)
+    assert len(res["curves"]["boosted"][0]) == 3 and res["removed_units"][-1] == 6
     assert len(verdicts) == 3 and all(isinstance(v.passed, bool) for v in verdicts)
 
 
@@ -67,3 +67,35 @@ def test_benign_oscillation_bad_input():
 
     with pytest.raises(ValueError, match="large_lr"):
         BenignOscillationConfig(small_lr=0.1, large_lr=0.05)
+
+
+def test_grokking_stages_small():
+    res, verdicts = run_experiment("grokking-stages", M=7, width=8, steps=30, measure_every=10, train_fraction=0.9, low_fraction=0.3)
+    assert set(res["runs"]) == {"reference", "no_weight_decay", "small_n"}
+    for r in res["runs"].values():
+        assert len(r["final_concentration"]) == 16 and r["step"][0] == 0
+    assert [v.kind for v in verdicts] == ["precondition", "claim", "claim", "claim", "claim"]
+
+
+def test_neuron_features_are_the_effective_input_weights():
+    import torch
+
+    from genlab.experiments.kernels.grokking import _ModularMLP
+    from genlab.experiments.kernels.grokking_stages import neuron_features
+
+    torch.manual_seed(0)
+    m = _ModularMLP(5, 3)
+    f = neuron_features(m)
+    # pre-activation of neuron j on (a, b) = feature_a[j, a] + feature_b[j, b] + bias_j
+    codes = torch.nn.functional.one_hot(torch.tensor([[2, 4]]), 5).float()
+    e = torch.cat([codes[:, 0] @ m.embed, codes[:, 1] @ m.embed], 1)
+    pre = m.hidden(e)[0].detach().double().numpy()
+    want = f[:3, 2] + f[3:, 4] + m.hidden.bias.detach().double().numpy()
+    assert abs(pre - want).max() < 1e-5
+
+
+def test_benign_oscillation_divergence_is_a_recorded_result():
+    res, verdicts = run_experiment("benign-oscillation", n_train=20, n_test=50, dim=20, epochs=6, osc_epochs=2, batch_size=5, large_lr=50.0)
+    assert res["runs"]["large"]["status"] == "diverged"
+    assert verdicts[0].kind == "precondition" and not verdicts[0].passed
+    assert not verdicts[2].passed  # a diverged run does not count as oscillating
