@@ -178,8 +178,9 @@ class Monitor:
             quantity → bool. ``every={"q": None}, log_spaced={"q": True}``: log-spaced only.
         budget: None, or the fraction in (0, 1] of the loop's own wall time the Monitor may add:
             intervals are stretched from ``every`` (:mod:`genlab.monitor.budget`), gradient norm,
-            per-example norms, coherence and SNR sharing one interval; ``skipped`` counts the
-            measurements ``every`` asked for that the budget left out.
+            per-example norms, coherence and SNR sharing one interval (log-spaced-only quantities
+            keep their steps); ``skipped`` counts the measurements ``every`` asked for that the
+            budget left out, and ``close()`` stores the measured overhead and the skips as a finding.
         store: None (no store), a home path, or a :class:`genlab.store.Store`.
         name: the run's name (experiment ``monitor:NAME``).
         band, window, rise: edge of stability when r = λ/threshold lies in [1 − band, 1 + band]
@@ -337,7 +338,8 @@ class Monitor:
             base[u] = min(base.get(u, 10**9), s.every or 10**9)
         plan = self.budget.plan(base)
         due_units = {u for u in base if u not in self._last or t - self._last[u] >= plan[u]}
-        due_units |= {self._unit(q) for q in asked if self.schedules[q].log_spaced and self._unit(q) not in self._last}
+        # log-spaced-only quantities keep their (ever sparser) steps; their cost is counted all the same
+        due_units |= {self._unit(q) for q in asked if self.schedules[q].every is None}
         due = [q for q in self.schedules if self._unit(q) in due_units]
         self._last.update({u: t for u in due_units})
         for q in asked:
