@@ -139,3 +139,28 @@ def test_exception_in_block_measures_nothing_and_removes_hooks():
             raise ValueError("user error")
     assert mon.history == {}
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_hook_mode_over_steps_uses_the_lean_path_with_the_same_numbers():
+    """After the first two measurements the consistency check runs every 16th call and Linear
+    layers take the fewest-operations path: still the standalone probes' numbers at step 5."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x = torch.randn(40, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, F.cross_entropy, opt, probes="economy")
+    for step in range(1, 6):
+        xb, yb = x[(step % 2) * 20:(step % 2 + 1) * 20], y[(step % 2) * 20:(step % 2 + 1) * 20]
+        opt.zero_grad()
+        with mon(step, (xb, yb)):
+            F.cross_entropy(model(xb), yb).backward()
+        if step < 5:
+            opt.step()
+    assert mon._capture.calls == 5 and mon.notes == []
+    got = {k: v[-1][1] for k, v in mon.history.items()}
+    ref = per_example_stats(model, F.cross_entropy, (xb, yb)).sq_norms.sqrt()
+    assert got["per_example.norm_mean"] == pytest.approx(float(ref.mean()), rel=1e-10)
+    assert got["per_example.norm_std"] == pytest.approx(float(ref.std(unbiased=False)), rel=1e-9)
+    assert got["coherence"] == pytest.approx(gradient_coherence(model, F.cross_entropy, (xb, yb)).alpha, rel=1e-10)
+    assert got["snr"] == pytest.approx(gradient_snr(model, F.cross_entropy, (xb, yb)).overall.pooled_snr, rel=1e-9)

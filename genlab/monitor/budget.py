@@ -2,7 +2,8 @@
 intervals that keep it within the budget.
 
 The loop's time is what passes between the Monitor's calls (the user's forward, backward,
-optimizer step, data loading); the Monitor's time is what passes inside them. Each quantity's
+optimizer step, data loading), one step's capped at 5× the running step time τ (a pause —
+evaluation, checkpointing — buys no Monitor time); the Monitor's time is what passes inside them. Each quantity's
 cost c_q (seconds per measurement) and the loop's time per step τ are exponential moving
 averages of what was measured. The allowed Monitor time per step is budget·τ plus a repayment of
 the running surplus or debt over ``horizon`` steps, (budget·T_loop − T_monitor)/horizon, so the
@@ -44,6 +45,7 @@ class Budget:
     fraction: float
     horizon: int = 50
     smoothing: float = 0.2
+    pause_factor: float = 5.0
     monitor_time: float = 0.0
     loop_time: float = 0.0
     steps: int = 0
@@ -52,6 +54,7 @@ class Budget:
     skipped: dict[str, int] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     _out: float | None = None
+    _pending: float = 0.0
     _in: float | None = None
 
     # -- clock ------------------------------------------------------------------------------------
@@ -59,7 +62,7 @@ class Budget:
         """The Monitor starts working: the time since it last returned was the loop's."""
         now = time.perf_counter()
         if self._out is not None:
-            self.loop_time += now - self._out
+            self._pending += now - self._out
         self._in = now
 
     def leave(self) -> None:
@@ -68,9 +71,17 @@ class Budget:
             self.monitor_time += now - self._in
         self._out = now
 
-    def step_done(self, loop_seconds: float) -> None:
+    def step_done(self) -> None:
+        """One training step ended: its loop time, capped at ``pause_factor``·τ (a pause — an
+        evaluation pass, a checkpoint, another process — buys no Monitor time), joins the total."""
+        s, self._pending = self._pending, 0.0
         self.steps += 1
-        self.tau = loop_seconds if self.tau is None else (1 - self.smoothing) * self.tau + self.smoothing * loop_seconds
+        if self.tau is None and s <= 0:  # the first call: no loop time seen yet
+            return
+        if self.tau is not None:
+            s = min(s, self.pause_factor * self.tau)
+        self.loop_time += s
+        self.tau = s if self.tau is None else (1 - self.smoothing) * self.tau + self.smoothing * s
 
     def cost(self, q: str, seconds: float) -> None:
         old = self.costs.get(q)

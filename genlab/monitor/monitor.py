@@ -50,8 +50,7 @@ from genlab.probes.blocks import ParamSpec, layer_blocks, select_parameters
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.data_importance import el2n_scores
 from genlab.probes.directional import directional_sharpness
-from genlab.probes.distance import distance_from_init
-from genlab.probes.gradient_stats import coherence_of, minibatch_gradient_noise, snr_of
+from genlab.probes.gradient_stats import gradient_coherence, minibatch_gradient_noise
 from genlab.probes.kernels import empirical_ntk, kernel_distance
 from genlab.probes.per_example import PerExampleStats, per_example_stats
 from genlab.probes.preconditioned import adam_preconditioner, preconditioned_sharpness
@@ -179,8 +178,9 @@ class Monitor:
             quantity → bool. ``every={"q": None}, log_spaced={"q": True}``: log-spaced only.
         budget: None, or the fraction in (0, 1] of the loop's own wall time the Monitor may add:
             intervals are stretched from ``every`` (:mod:`genlab.monitor.budget`), gradient norm,
-            per-example norms, coherence and SNR sharing one interval; ``skipped`` counts the
-            measurements ``every`` asked for that the budget left out.
+            per-example norms, coherence and SNR sharing one interval (log-spaced-only quantities
+            keep their steps); ``skipped`` counts the measurements ``every`` asked for that the
+            budget left out, and ``close()`` stores the measured overhead and the skips as a finding.
         store: None (no store), a home path, or a :class:`genlab.store.Store`.
         name: the run's name (experiment ``monitor:NAME``).
         band, window, rise: edge of stability when r = λ/threshold lies in [1 − band, 1 + band]
@@ -290,8 +290,9 @@ class Monitor:
         self.spectrum = None  # the last SpectrumResult
         self._gen = torch.Generator().manual_seed(self.seed)
         self._checked = False
+        self._capture: BackwardCapture | None = None
+        self._dist_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
         self._printed: set[str] = set()
-        self._loop_at_step = 0.0
         self._init = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
         self._init_norm = float(torch.sqrt(sum(v.double().pow(2).sum() for v in self._init.values())))
         self._tb = None  # TensorBoard: every recorded scalar also to an event file in this log dir
@@ -346,7 +347,8 @@ class Monitor:
             base[u] = min(base.get(u, 10**9), s.every or 10**9)
         plan = self.budget.plan(base)
         due_units = {u for u in base if u not in self._last or t - self._last[u] >= plan[u]}
-        due_units |= {self._unit(q) for q in asked if self.schedules[q].log_spaced and self._unit(q) not in self._last}
+        # log-spaced-only quantities keep their (ever sparser) steps; their cost is counted all the same
+        due_units |= {self._unit(q) for q in asked if self.schedules[q].every is None}
         due = [q for q in self.schedules if self._unit(q) in due_units]
         self._last.update({u: t for u in due_units})
         for q in asked:
@@ -393,7 +395,12 @@ class Monitor:
         if due and not self._checked:
             _check_batch(self.model, self.loss_fn, batch)
             self._checked = True
-        cap = BackwardCapture(self.model, loss_scale) if any(q in BACKWARD for q in due) else None
+        cap = None
+        if any(q in BACKWARD for q in due):
+            if self._capture is None:
+                self._capture = BackwardCapture(self.model, loss_scale, check_every=16)
+            cap = self._capture
+            cap.loss_scale = loss_scale
         out_box: list[torch.Tensor] = []
         handles = []
         if cap is not None:
@@ -434,8 +441,7 @@ class Monitor:
             return
         b.leave()
         if step_done:
-            b.step_done(b.loop_time - self._loop_at_step)
-            self._loop_at_step = b.loop_time
+            b.step_done()
 
     # -- measuring --------------------------------------------------------------------------------
     def _record(self, out: dict[str, float]) -> None:
@@ -457,17 +463,24 @@ class Monitor:
         if not self._checked:
             _check_batch(self.model, self.loss_fn, batch)
             self._checked = True
+        if cap is not None and all(q in BACKWARD or q in ("loss", "distance") for q in due):
+            return self._probe(due, batch, loss, cap)  # hooks and arithmetic only: no draws, no mode changes
         model = self.model
-        grads = {n: (None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
-        modes = {n: m.training for n, m in model.named_modules()}
+        # genlab's probes never write .grad (they differentiate with autograd.grad); a custom probe
+        # may, so .grad is copied when one is due, and the tensors themselves restored always
+        copy_grads = any(q in self.custom for q in due)
+        grads = [(p, p.grad, None if p.grad is None or not copy_grads else p.grad.clone()) for p in model.parameters()]
+        modes = [(m, m.training) for m in model.modules()]
         try:
             with torch.random.fork_rng(devices=[]):
                 return self._probe(due, batch, loss, cap)
         finally:
-            for n, p in model.named_parameters():
-                p.grad = grads[n]
-            for n, m in model.named_modules():
-                m.training = modes[n]
+            for p, g, saved in grads:
+                if saved is not None:
+                    g.copy_(saved)
+                p.grad = g
+            for m, mode in modes:
+                m.training = mode
 
     def _timed(self, q: str, fn: Callable[[], dict[str, float]]) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -508,37 +521,49 @@ class Monitor:
             self.notes.append(text)
 
     def _backward_quantities(self, due: list[str], batch: Any, cap: BackwardCapture | None) -> dict[str, float]:
-        second = "snr" in due
         st: PerExampleStats | None = None
         if cap is not None:
-            st = cap.stats(self.loss_fn, batch, second_moment=second)
+            st = cap.stats(self.loss_fn, batch)
             if st is None:
                 self._note(f"per-example quantities by a second pass (eval mode): {cap.reason}")
         if st is None:
-            st = per_example_stats(self.model, self.loss_fn, batch, second_moment=second)
+            with torch.random.fork_rng(devices=[]):
+                st = per_example_stats(self.model, self.loss_fn, batch)
+        # ‖ḡ‖² and E‖g_i‖² give the gradient norm, coherence α = ‖ḡ‖²/E‖g_i‖² (as
+        # gradient_coherence) and the pooled SNR Σ_j μ_j²/Σ_j σ_j² = ‖ḡ‖²/(E‖g_i‖² − ‖ḡ‖²) (as
+        # gradient_snr's pooled value: Σ_j of the second moments is E‖g_i‖²), in few operations
+        mg2 = float(torch.stack(torch._foreach_norm(list(st.mean_grad.values()))).double().pow(2).sum())
+        mean_sq = float(st.sq_norms.mean())
         out: dict[str, float] = {}
         if "grad_norm" in due:
-            out["grad_norm"] = float(st.mean_grad_flat().norm())
+            out["grad_norm"] = mg2**0.5
         if "per_example" in due:
-            norms = st.sq_norms.sqrt()
-            out.update({"per_example.norm_mean": float(norms.mean()), "per_example.norm_std": float(norms.std(unbiased=False)),
-                        "per_example.norm_max": float(norms.max())})
+            std, mean = torch.std_mean(st.sq_norms.sqrt(), correction=0)
+            out.update({"per_example.norm_mean": float(mean), "per_example.norm_std": float(std),
+                        "per_example.norm_max": float(st.sq_norms.max()) ** 0.5})
         if "coherence" in due:
-            c = coherence_of(st)
-            out.update({"coherence": c.alpha, "m_coherence": c.m_coherence})
+            alpha = mg2 / mean_sq if mean_sq > 0 else float("nan")
+            out.update({"coherence": alpha, "m_coherence": st.n * alpha})
         if "snr" in due:
-            out["snr"] = snr_of(st).overall.pooled_snr
+            out["snr"] = mg2 / (mean_sq - mg2) if mean_sq > mg2 else float("nan")
         return out
 
     def _loss(self, batch: Any, loss: Any) -> dict[str, float]:
         if loss is None:
             x, y = batch
-            with torch.no_grad():
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 loss = self.loss_fn(forward_with_copies(self.model, x), y)
         return {"loss": float(loss.detach() if isinstance(loss, torch.Tensor) else loss)}
 
     def _distance(self) -> dict[str, float]:
-        d = distance_from_init(self.model, self._init).total
+        """‖θ − θ_0‖ (as :func:`distance_from_init`, in fewer operations) and its ratio to ‖θ_0‖."""
+        if self._dist_pairs is None:
+            named = [(n, p) for n, p in self.model.named_parameters() if n in self._init]
+            self._dist_pairs = ([p for _, p in named], [self._init[n] for n, _ in named])
+        now, init = self._dist_pairs
+        with torch.no_grad():
+            diffs = torch._foreach_sub(now, init)
+        d = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs)).double()))
         return {"distance": d, "relative_weight_change": d / self._init_norm if self._init_norm > 0 else float("nan")}
 
     def _sharpness(self, batch: Any) -> dict[str, float]:
@@ -633,8 +658,7 @@ class Monitor:
     def _coherence_random(self, batch: Any) -> dict[str, float]:
         x, y = batch
         perm = torch.randperm(int(y.shape[0]), generator=self._gen)
-        st = per_example_stats(self.model, self.loss_fn, (x, y[perm]))
-        return {"coherence_random": coherence_of(st).alpha}
+        return {"coherence_random": gradient_coherence(self.model, self.loss_fn, (x, y[perm])).alpha}
 
     # -- verdicts, output and end -----------------------------------------------------------------
     def verdicts(self) -> list[Verdict]:

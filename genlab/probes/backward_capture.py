@@ -43,16 +43,26 @@ from genlab.probes.per_example import (
 
 
 class BackwardCapture:
-    """Hooks on the Linear/Conv layers of ``model`` for the duration of a ``with`` block."""
+    """Hooks on the Linear/Conv layers of ``model`` for the duration of each ``with`` block.
 
-    def __init__(self, model: nn.Module, loss_scale: float = 1.0):
-        self.model, self.loss_scale = model, float(loss_scale)
+    One object serves many steps (the layer analysis is done once; :meth:`refresh` redoes it
+    after the model's parameters changed). ``check_every``: the consistency of each layer's
+    Σ_i g_i a_iᵀ/B with its ``.grad`` change is checked at the first two calls of
+    :meth:`stats` and at every ``check_every``-th after (a loss whose form changes mid-training
+    is caught at the next check); 1 checks every call."""
+
+    def __init__(self, model: nn.Module, loss_scale: float = 1.0, check_every: int = 1):
+        self.model, self.loss_scale, self.check_every = model, float(loss_scale), int(check_every)
         self.reason = ""
+        self.calls = 0
         self._handles: list[Any] = []
         self.captured: dict[str, dict[str, list[torch.Tensor]]] = {}
         self._grads_before: dict[str, torch.Tensor | None] = {}
+        self._inconsistent: set[str] = set()
+        self.refresh()
 
-    def __enter__(self) -> "BackwardCapture":
+    def refresh(self) -> None:
+        """Find the Linear/Conv layers whose parameters are their own (not tied elsewhere)."""
         owner, shared = _owners(self.model)
         self.owner, self.fast = owner, {}
         for mname, mod in self.model.named_modules():
@@ -64,9 +74,14 @@ class BackwardCapture:
                 continue
             if "weight" in {owner[n][2] for n in pnames}:
                 self.fast[mname] = (mod, kind)
+        self.params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self._signature = [id(p) for _, p in self.params]
+
+    def __enter__(self) -> "BackwardCapture":
+        if [id(p) for p in self.model.parameters() if p.requires_grad] != self._signature:
+            self.refresh()
         self.captured = {m: {"a": [], "g": []} for m in self.fast}
-        self._grads_before = {n: (None if p.grad is None else p.grad.detach().clone())
-                              for n, p in self.model.named_parameters() if p.requires_grad}
+        self._grads_before = {n: (None if p.grad is None else p.grad.detach().clone()) for n, p in self.params}
         for mname, (mod, _) in self.fast.items():
             self._handles.append(mod.register_forward_hook(self._hook(mname)))
         return self
@@ -88,11 +103,9 @@ class BackwardCapture:
     def mean_grad(self) -> dict[str, torch.Tensor]:
         """The change of ``.grad`` over the block (divided by ``loss_scale``), per trainable parameter."""
         out = {}
-        for n, p in self.model.named_parameters():
-            if not p.requires_grad:
-                continue
+        for n, p in self.params:
             before, now = self._grads_before[n], p.grad
-            g = torch.zeros_like(p) if now is None else now.detach() - (0 if before is None else before)
+            g = torch.zeros_like(p) if now is None else now.detach() if before is None else now.detach() - before
             out[n] = g / self.loss_scale if self.loss_scale != 1.0 else g
         return out
 
@@ -102,16 +115,18 @@ class BackwardCapture:
         (``reason`` set) when they cannot come from it."""
         x, y = batch
         B = int(y.shape[0])
-        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        names = [n for n, _ in self.params]
         mean_grad = self.mean_grad()
         if not any(c["g"] for c in self.captured.values()) and all(float(g.abs().max()) == 0 for g in mean_grad.values()):
             self.reason = "no backward inside the block"
             return None
+        self.calls += 1
+        check = self.calls <= 2 or self.check_every <= 1 or self.calls % self.check_every == 0
         bn = batchnorm_in_train(self.model)
         if bn:  # even without affine parameters, batch statistics couple the examples' output-gradients
             self.reason = f"BatchNorm '{bn[0]}' in train mode couples the examples of a batch"
             return None
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator().manual_seed(0) if check else None
         param_sq: dict[str, torch.Tensor] = {}
         second: dict[str, torch.Tensor] = {}
         done: set[str] = set()
@@ -119,14 +134,27 @@ class BackwardCapture:
             c = self.captured[mname]
             if len(c["a"]) != 1 or len(c["g"]) != 1:
                 continue
-            A, G = _as_positions(mod, kind, c["a"][0], c["g"][0] * (B / self.loss_scale))
-            if A.shape[0] != B:
+            a_raw, g_raw = c["a"][0], c["g"][0]
+            if a_raw.shape[0] != B:
                 continue
             wname = f"{mname}.weight" if mname else "weight"
             bname = f"{mname}.bias" if mname else "bias"
             has_bias = bname in self.owner and self.owner[bname][0] == mname
-            if not _consistent(A, G, mean_grad[wname].reshape(G.shape[-1], A.shape[-1]),
-                               mean_grad[bname] if has_bias else None, B, gen):
+            if kind == "linear" and a_raw.dim() == 2 and not check and not second_moment and mname not in self._inconsistent:
+                # one position per example: ‖g_i a_iᵀ‖² = ‖a_i‖²‖g_i‖², bias ‖g_i‖² (fewest operations)
+                gg = torch.einsum("bo,bo->b", g_raw, g_raw) * (B / self.loss_scale) ** 2
+                param_sq[wname] = torch.einsum("bi,bi->b", a_raw, a_raw) * gg
+                done.add(wname)
+                if has_bias:
+                    param_sq[bname] = gg
+                    done.add(bname)
+                continue
+            A, G = _as_positions(mod, kind, a_raw, g_raw * (B / self.loss_scale))
+            if check:
+                ok = _consistent(A, G, mean_grad[wname].reshape(G.shape[-1], A.shape[-1]),
+                                 mean_grad[bname] if has_bias else None, B, gen)
+                (self._inconsistent.discard if ok else self._inconsistent.add)(mname)
+            if mname in self._inconsistent:
                 continue
             st = _layer_stats(A, G, has_bias, want_gram=False, want_second=second_moment, method="auto",
                               budget=int(chunk_elements))

@@ -19,7 +19,7 @@ from torch import nn
 from genlab.errors import InputError
 from genlab.probes._functional import LossFn, Data
 from genlab.probes._setup import ProbeInfo, forward_with_copies, logits, probe_call, seeded, take
-from genlab.probes.per_example import PerExampleStats, layer_of, per_example_stats
+from genlab.probes.per_example import layer_of, per_example_stats
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,7 @@ def gradient_coherence(model: nn.Module, loss_fn: LossFn, data: Data, **engine: 
     α = 1/m (α⊥), so m·α = α/α⊥ (the m-coherence) is ≈ 1 for orthogonal and m for identical
     gradients: the number of examples a step on one example helps, on average.
     """
-    return coherence_of(per_example_stats(model, loss_fn, data, **engine))  # type: ignore[arg-type]
-
-
-def coherence_of(st: PerExampleStats) -> Coherence:
-    """:func:`gradient_coherence` from per-example statistics already computed (e.g. from the
-    user's own backward, :mod:`genlab.probes.backward_capture`)."""
+    st = per_example_stats(model, loss_fn, data, **engine)  # type: ignore[arg-type]
     mean_sq = float(st.sq_norms.mean())
     mg_sq = float(st.mean_grad_flat().pow(2).sum())
     alpha = mg_sq / mean_sq if mean_sq > 0 else float("nan")
@@ -111,13 +106,8 @@ def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object
     in exact arithmetic and nonzero only by rounding (the key bias of ``nn.MultiheadAttention``,
     which softmax's shift invariance makes exactly gradient-free).
     """
-    return snr_of(per_example_stats(model, loss_fn, data, second_moment=True, **engine))  # type: ignore[arg-type]
-
-
-def snr_of(st: PerExampleStats) -> GradientSNR:
-    """:func:`gradient_snr` from per-example statistics with second moments already computed."""
-    if st.second_moment is None:
-        raise ValueError("snr_of needs per-example statistics with second_moment=True")
+    st = per_example_stats(model, loss_fn, data, second_moment=True, **engine)  # type: ignore[arg-type]
+    assert st.second_moment is not None
     per: dict[str, torch.Tensor] = {}
     groups: dict[str, list] = {}
     layer_max: dict[str, float] = {}
