@@ -30,7 +30,9 @@ for step in range(300):  # the user's training
     opt.step()
 
 home = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
+# --8<-- [start:diagnose]
 d = genlab.diagnose(model, nn.functional.cross_entropy, train, test, init_state=init, store=home, name="mlp", k=5)
+# --8<-- [end:diagnose]
 print("top eigenvalues:", ", ".join(f"{v:.4g}" for v in d.top_eigenvalues))
 print(f"trace {d.scalars['trace']:.4g} ± {d.scalars['trace_se']:.2g}; per layer λ_max:",
       ", ".join(f"{b}: {v:.3g}" for b, v in d.per_layer_sharpness.items()))

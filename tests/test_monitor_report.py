@@ -119,3 +119,12 @@ def test_a_monitor_run_with_a_failed_claim_is_still_a_failure(tmp_path):
         st.finish_run(rid, "finished")
         text = render_report(st, [rid])
     assert "0 of 1 claims pass" in text and "claim failed" in text
+
+
+def test_monitor_report_needs_a_store():
+    from genlab.errors import InputError
+
+    model = torch.nn.Linear(3, 2)
+    mon = Monitor(model, F.cross_entropy, probes="economy")
+    with pytest.raises(InputError, match="^report: this Monitor has no store"):
+        mon.report()
