@@ -181,7 +181,7 @@ def test_custom_probe_and_store(tmp_path):
     assert run["experiment"] == "monitor:demo" and run["status"] == "finished"
     assert '"optimizer": "SGD"' in run["config"] and '"model": "Sequential"' in run["config"]
     assert {"loss", "sharpness", "threshold", "trace", "trace_se", "out_norm"} <= names
-    assert [c[0] for c in checks] == ["finding", "finding"]
+    assert [c[0] for c in checks] == ["finding", "finding", "finding"]  # sharpening, EoS, EoSS (plain SGD)
 
 
 @pytest.mark.parametrize("kwargs, arg", [

@@ -59,3 +59,92 @@ def live_verdicts(history: dict[str, list[tuple[int, float]]], threshold: Thresh
                 + f"; last ratio {r[-1]:.4g}, max {max(r):.4g}",
                 tolerance=f"band ±{band:g}, window {window}", passed=eos is not None, paper=PAPER, kind="finding"),
     ]
+
+
+def _series(history: dict[str, list[tuple[int, float]]], *names: str) -> list[tuple[int, tuple[float, ...]]]:
+    """Rows (step, values…) at the steps where every named series was measured."""
+    maps = [dict(history.get(n, [])) for n in names]
+    steps = sorted(set(maps[0]).intersection(*maps[1:])) if maps else []
+    return [(t, tuple(m[t] for m in maps)) for t in steps]
+
+
+def first_true(rows: list[tuple[int, tuple[float, ...]]], test) -> int | None:
+    return next((t for t, v in rows if test(*v)), None)
+
+
+EOSS_PAPER = "Andreyev & Beneventano 2024 (arXiv 2412.20553)"
+TAIL_PAPER = "Simsekli, Sagun & Gurbuzbalaban 2019 (arXiv 1901.06053)"
+COHERENCE_PAPER = "Chatterjee & Zielinski 2020 (arXiv 2008.01217)"
+REGIME_PAPER = "Chizat, Oyallon & Bach 2019 (arXiv 1812.07956); Fort et al. 2020 (arXiv 2010.15110)"
+
+
+def eoss_verdict(history: dict[str, list[tuple[int, float]]], band: float, window: int) -> list[Verdict]:
+    """Edge of stochastic stability: the mean of the last ``window`` batch-sharpness samples over
+    2/η (series ``batch_sharpness_ratio``, SGD without momentum only) within 1 ± band."""
+    ratio = history.get("batch_sharpness_ratio", [])
+    if len(ratio) < 1:
+        return []
+    became, means = None, []
+    for i in range(len(ratio)):
+        if i + 1 >= window:
+            m = sum(v for _, v in ratio[i + 1 - window:i + 1]) / window
+            means.append(m)
+            if became is None and abs(m - 1) <= band:
+                became = ratio[i][0]
+    last = f"; last {window}-sample mean ratio {means[-1]:.4g}" if means else f"; fewer than {window} samples"
+    return [Verdict(claim="edge of stochastic stability: batch sharpness E_B[g_BᵀH_Bg_B/‖g_B‖²] ≈ 2/η (SGD)",
+                    predicted=f"mean of {window} consecutive samples / (2/η) within 1 ± {band:g}",
+                    measured=(f"became true at step {became}" if became is not None else "not observed") + last,
+                    tolerance=f"band ±{band:g}, window {window}", passed=became is not None, paper=EOSS_PAPER,
+                    kind="finding")]
+
+
+def tail_verdict(history: dict[str, list[tuple[int, float]]]) -> list[Verdict]:
+    """Heavy-tailed gradient noise: α̂'s interval lies below 2 and below the Gaussian control's interval."""
+    rows = _series(history, "tail_index", "tail_index_low", "tail_index_high", "tail_index_control",
+                   "tail_index_control_low", "tail_index_control_high")
+    if not rows:
+        return []
+    t0 = first_true(rows, lambda a, lo, hi, c, clo, chi: hi < 2 and hi < clo)
+    a, lo, hi, c, clo, chi = rows[-1][1]
+    return [Verdict(claim="heavy-tailed gradient noise: tail index α̂ < 2 and below a Gaussian control",
+                    predicted="α̂'s 95% interval below 2 and below the Gaussian control's interval",
+                    measured=(f"became true at step {t0}" if t0 is not None else "not observed")
+                    + f"; last α̂ {a:.3g} [{lo:.3g}, {hi:.3g}], control {c:.3g} [{clo:.3g}, {chi:.3g}]",
+                    tolerance="95% intervals (delta method)", passed=t0 is not None, paper=TAIL_PAPER, kind="finding")]
+
+
+def coherence_verdict(history: dict[str, list[tuple[int, float]]], factor: float) -> list[Verdict]:
+    """Coherence α above its random-label level: α ≥ ``factor`` × α with the batch's targets permuted."""
+    rows = _series(history, "coherence", "coherence_random")
+    if not rows:
+        return []
+    t0 = first_true(rows, lambda a, r: a >= factor * r)
+    a, r = rows[-1][1]
+    return [Verdict(claim="gradient coherence above its random-label level",
+                    predicted=f"α ≥ {factor:g} × α of the same batch with its targets randomly permuted (same weights)",
+                    measured=(f"became true at step {t0}" if t0 is not None else "not observed")
+                    + f"; last α {a:.3g}, random-label α {r:.3g}",
+                    tolerance=f"factor {factor:g}", passed=t0 is not None, paper=COHERENCE_PAPER, kind="finding")]
+
+
+def regime_verdicts(history: dict[str, list[tuple[int, float]]], lazy_level: float, rich_level: float) -> list[Verdict]:
+    """Lazy: relative weight change and kernel distance both below ``lazy_level`` at the last
+    measurement; rich: kernel distance from the first probe-batch kernel ≥ ``rich_level``."""
+    rows = _series(history, "relative_weight_change", "kernel_distance")
+    if not rows:
+        return []
+    rw, kd = rows[-1][1]
+    t_rich = first_true(rows, lambda w, k: k >= rich_level)
+    lazy = rw < lazy_level and kd < lazy_level
+    return [
+        Verdict(claim="lazy regime: weights and tangent kernel barely move",
+                predicted=f"relative weight change < {lazy_level:g} and kernel distance < {lazy_level:g}",
+                measured=f"at step {rows[-1][0]}: relative weight change {rw:.3g}, kernel distance {kd:.3g}",
+                tolerance=f"level {lazy_level:g}", passed=lazy, paper=REGIME_PAPER, kind="finding"),
+        Verdict(claim="rich regime: the tangent kernel moves (feature learning)",
+                predicted=f"kernel distance from the first probe-batch kernel ≥ {rich_level:g}",
+                measured=(f"became true at step {t_rich}" if t_rich is not None else "not observed")
+                + f"; last kernel distance {kd:.3g}",
+                tolerance=f"level {rich_level:g}", passed=t_rich is not None, paper=REGIME_PAPER, kind="finding"),
+    ]
