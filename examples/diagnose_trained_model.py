@@ -36,7 +36,9 @@ d = genlab.diagnose(model, nn.functional.cross_entropy, train, test, init_state=
 print("top eigenvalues:", ", ".join(f"{v:.4g}" for v in d.top_eigenvalues))
 print(f"trace {d.scalars['trace']:.4g} ± {d.scalars['trace_se']:.2g}; per layer λ_max:",
       ", ".join(f"{b}: {v:.3g}" for b, v in d.per_layer_sharpness.items()))
-print(f"tail index α̂ = {d.scalars['tail_index']:.3f} (Gaussian control {d.scalars['tail_index_gaussian']:.3f})")
+s = d.scalars
+print(f"tail index α̂ = {s['tail_index']:.3f} [{s['tail_index_low']:.3f}, {s['tail_index_high']:.3f}], "
+      f"Gaussian control {s['tail_index_control']:.3f} [{s['tail_index_control_low']:.3f}, {s['tail_index_control_high']:.3f}]")
 print(f"train error {d.scalars['margin_train.error']:.3f}, test error {d.scalars['margin_test.error']:.3f}; "
       f"hardest examples {d.hardest}")
 print(f"report: {write_run_page(home, d.run_id, f'{home}/diagnose-mlp.html')}")

@@ -157,7 +157,7 @@ def _draw_snr(ax: Any, data: Series, name: str) -> None:
 
 def _draw_tail(ax: Any, data: Series, name: str) -> None:
     _line(ax, data, name, label="α̂ (gradient noise)", color="C0")
-    for ctrl in ("tail_index_control", "tail_index_gaussian"):
+    for ctrl in ("tail_index_control",):
         if ctrl in data:
             _line(ax, data, ctrl, label="α̂ Gaussian control", color="C7")
     ax.axhline(2.0, color="C3", linestyle="--", label="α = 2 (Gaussian)")
