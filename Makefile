@@ -6,7 +6,7 @@ VENV ?= .venv
 TEST_VENV ?= .venv-test
 HOME_DIR ?= genlab-runs
 RUN_EXTRAS := data,test
-TEST_EXTRAS := data,test,ray,docs
+TEST_EXTRAS := data,test,ray,docs,tensorboard,lightning
 
 # torch first, pinned to the CPU build that lies on this disk: a bare torch
 # requirement would pull a multi-GB CUDA build.

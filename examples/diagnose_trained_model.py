@@ -30,11 +30,15 @@ for step in range(300):  # the user's training
     opt.step()
 
 home = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
+# --8<-- [start:diagnose]
 d = genlab.diagnose(model, nn.functional.cross_entropy, train, test, init_state=init, store=home, name="mlp", k=5)
+# --8<-- [end:diagnose]
 print("top eigenvalues:", ", ".join(f"{v:.4g}" for v in d.top_eigenvalues))
 print(f"trace {d.scalars['trace']:.4g} ± {d.scalars['trace_se']:.2g}; per layer λ_max:",
       ", ".join(f"{b}: {v:.3g}" for b, v in d.per_layer_sharpness.items()))
-print(f"tail index α̂ = {d.scalars['tail_index']:.3f} (Gaussian control {d.scalars['tail_index_gaussian']:.3f})")
+s = d.scalars
+print(f"tail index α̂ = {s['tail_index']:.3f} [{s['tail_index_low']:.3f}, {s['tail_index_high']:.3f}], "
+      f"Gaussian control {s['tail_index_control']:.3f} [{s['tail_index_control_low']:.3f}, {s['tail_index_control_high']:.3f}]")
 print(f"train error {d.scalars['margin_train.error']:.3f}, test error {d.scalars['margin_test.error']:.3f}; "
       f"hardest examples {d.hardest}")
 print(f"report: {write_run_page(home, d.run_id, f'{home}/diagnose-mlp.html')}")

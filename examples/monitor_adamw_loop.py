@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-import genlab  # monitor
-
 torch.manual_seed(0)
 x = torch.randn(512, 10)
 y = (x[:, :3].sum(1) > 0).long() + (x[:, 3] > 1).long()
@@ -22,6 +20,8 @@ model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.L
 opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 home = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
 
+# --8<-- [start:loop]
+import genlab  # monitor  # noqa: E402
 monitor = genlab.Monitor(model, F.cross_entropy, opt, probes="curvature", every=8, store=home, name="adamw")  # monitor
 for epoch in range(3):
     for xb, yb in loader:
@@ -32,6 +32,7 @@ for epoch in range(3):
         monitor.step((xb, yb), loss=loss)  # monitor
 verdicts = monitor.close()  # monitor
 page = monitor.report()  # monitor
+# --8<-- [end:loop]
 
 # -- what the Monitor recorded (printing only; not part of the loop)
 for name in ("preconditioned_sharpness", "threshold", "trace", "trace_se"):

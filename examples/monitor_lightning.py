@@ -36,10 +36,12 @@ torch.manual_seed(0)
 x = torch.randn(512, 10)
 y = (x[:, :3].sum(1) > 0).long() + (x[:, 3] > 1).long()
 home = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
+# --8<-- [start:callback]
 callback = MonitorCallback(F.cross_entropy, probes=["economy", "curvature"], every=8, store=home, name="lightning")  # monitor
 trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                      enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])  # monitor (callbacks=)
 trainer.fit(Classifier(), DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True))
+# --8<-- [end:callback]
 
 # -- what the Monitor recorded (printing only; not part of the loop)
 history = callback.monitor.history

@@ -107,3 +107,15 @@ def test_diagnose_example(tmp_path):
     assert len(d.hardest) == 10 and f"hardest examples {d.hardest}" in out
     text = (tmp_path / "diagnose-mlp.html").read_text(encoding="utf-8")
     assert text.count("data:image/png;base64,") == 3
+
+
+def test_readme_shows_the_five_line_monitor_loop_after_make_run_and_make_test():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```bash\n(.*?)```", readme, re.S).group(1).splitlines()
+    assert first[0].startswith("make run") and first[1].startswith("make test")  # the two opening commands stay first
+    block = re.search(r"<!-- example: monitor_adamw_loop.py -->\n```python\n(.*?)```", readme, re.S).group(1)
+    script = (EXAMPLES / "monitor_adamw_loop.py").read_text(encoding="utf-8")
+    assert block.strip() in script  # the README's code is the tested script's
+    marked = [ln for ln in block.splitlines() if re.search(r"\s#\s?monitor(\s.*)?$", ln)]
+    assert marked == _added_lines(EXAMPLES / "monitor_adamw_loop.py") and len(marked) == 5
+    assert readme.index("monitor_adamw_loop.py") < readme.index("## Using it")  # in the first section

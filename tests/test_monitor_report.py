@@ -119,3 +119,32 @@ def test_a_monitor_run_with_a_failed_claim_is_still_a_failure(tmp_path):
         st.finish_run(rid, "finished")
         text = render_report(st, [rid])
     assert "0 of 1 claims pass" in text and "claim failed" in text
+
+
+def test_monitor_report_needs_a_store():
+    from genlab.errors import InputError
+
+    model = torch.nn.Linear(3, 2)
+    mon = Monitor(model, F.cross_entropy, probes="economy")
+    with pytest.raises(InputError, match="^report: this Monitor has no store"):
+        mon.report()
+
+
+def test_tail_panel_draws_interval_control_and_gaussian_level():
+    """The Monitor's tail_index with _low/_high and its Gaussian control: band edges are the stored
+    interval, the control is drawn, α = 2 is marked; kernel distance gets its panel."""
+    import matplotlib.pyplot as plt
+
+    steps = [10, 20, 30]
+    data = {"tail_index": (steps, [1.5, 1.6, 1.4]), "tail_index_low": (steps, [1.3, 1.4, 1.2]),
+            "tail_index_high": (steps, [1.8, 1.9, 1.7]), "tail_index_control": (steps, [1.9, 1.95, 1.9]),
+            "kernel_distance": (steps, [0.0, 0.1, 0.2])}
+    fig = dashboard_figure(data)
+    axes = {ax.get_title(): ax for ax in fig.axes}
+    assert set(axes) == {"gradient-noise tail index α̂", "kernel distance from initialization"}
+    ax = axes["gradient-noise tail index α̂"]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(1.2) and band.max() == pytest.approx(1.9)
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert "α̂ Gaussian control" in labels and "α = 2 (Gaussian)" in labels
+    plt.close(fig)

@@ -42,14 +42,14 @@ class Panel:
 
 def _band_of(data: Series, name: str) -> tuple[list[float], list[float], str] | None:
     """(low, high, label) of ``name``'s error band from its stored companion series: a standard
-    error (``name_se``, ``name.se``, ``name_stderr``; drawn ±1 SE) or an interval (``name_lo``/
-    ``name_hi``, ``name.low``/``name.high``). None when the run stored no band or steps differ."""
+    error (``name_se``, ``name.se``, ``name_stderr``; drawn ±1 SE) or an interval (``name_low``/
+    ``name_high``, ``name_lo``/``name_hi``, ``name.low``/``name.high``). None when the run stored no band or steps differ."""
     steps, vals = data[name]
     for se_name in (f"{name}_se", f"{name}.se", f"{name}_stderr", f"{name}.stderr"):
         if se_name in data and list(data[se_name][0]) == list(steps):
             se = data[se_name][1]
             return [v - s for v, s in zip(vals, se)], [v + s for v, s in zip(vals, se)], "±1 SE"
-    for lo, hi in ((f"{name}_lo", f"{name}_hi"), (f"{name}.low", f"{name}.high"), (f"{name}.lo", f"{name}.hi")):
+    for lo, hi in ((f"{name}_low", f"{name}_high"), (f"{name}_lo", f"{name}_hi"), (f"{name}.low", f"{name}.high")):
         if lo in data and hi in data and list(data[lo][0]) == list(steps) == list(data[hi][0]):
             return list(data[lo][1]), list(data[hi][1]), "interval"
     return None
@@ -102,6 +102,9 @@ def _draw_sharpness(ax: Any, data: Series, name: str) -> None:
     _line(ax, data, name, label=label, color="C0")
     if "batch_sharpness" in data and name != "batch_sharpness":
         _line(ax, data, "batch_sharpness", label="batch sharpness", color="C2")
+    if "batch_sharpness_threshold" in data and "batch_sharpness" in data:
+        bs, bv = data["batch_sharpness_threshold"]
+        ax.step(bs, bv, where="post", color="C2", linestyle=":", label="batch-sharpness threshold")
     if "threshold" in data:
         ts, tv = data["threshold"]
         ax.step(ts, tv, where="post", color="C3", linestyle="--", label=f"stability threshold (last {tv[-1]:.4g})")
@@ -139,17 +142,22 @@ def _draw_grad_norms(ax: Any, data: Series, name: str) -> None:
 def _draw_snr(ax: Any, data: Series, name: str) -> None:
     if "snr" in data:
         _line(ax, data, "snr", label="SNR", color="C0")
-    if "m_coherence" in data:
-        tw = ax.twinx() if "snr" in data else ax
+        ax.legend(fontsize=8, loc="upper left")
+    tw = ax.twinx() if "snr" in data else ax
+    if "coherence" in data and "coherence_random" in data:  # α against its level on random labels
+        tw.plot(*data["coherence"], color="C1", label="coherence α")
+        tw.plot(*data["coherence_random"], color="C1", linestyle="--", label="α on random labels")
+        tw.set_ylabel("coherence α")
+        tw.legend(fontsize=8, loc="upper right")
+    elif "m_coherence" in data:
         tw.plot(*data["m_coherence"], color="C1", label="m-coherence")
         tw.set_ylabel("m-coherence")
         tw.legend(fontsize=8, loc="upper right")
-    ax.legend(fontsize=8, loc="upper left")
 
 
 def _draw_tail(ax: Any, data: Series, name: str) -> None:
     _line(ax, data, name, label="α̂ (gradient noise)", color="C0")
-    for ctrl in ("tail_index_gaussian", "tail_index.gaussian"):
+    for ctrl in ("tail_index_control",):
         if ctrl in data:
             _line(ax, data, ctrl, label="α̂ Gaussian control", color="C7")
     ax.axhline(2.0, color="C3", linestyle="--", label="α = 2 (Gaussian)")
