@@ -168,6 +168,7 @@ def _layer_stats(
     if has_bias:
         gb = G.sum(1)  # (B, d_out): per-example bias gradients
         out["bias_sq"] = gb.pow(2).sum(1)
+        out["bias_sum"] = gb.sum(0)
         if want_gram:
             out["bias_gram"] = gb @ gb.T
         if want_second:
@@ -204,13 +205,17 @@ def _layer_stats(
         sq = torch.empty(B, dtype=A.dtype, device=A.device)
         second = torch.zeros(dout, din, dtype=A.dtype, device=A.device) if want_second else None
         flat = [] if (want_gram and not use_gram_trick) else None
+        total = torch.zeros(dout, din, dtype=A.dtype, device=A.device)
         for s in _chunks(B, din * dout, budget):
             W = torch.einsum("bto,bti->boi", G[s], A[s])  # per-example weight gradients of this chunk
-            sq[s] = W.pow(2).sum((1, 2))
+            W2 = W.pow(2)
+            sq[s] = W2.sum((1, 2))
+            total += W.sum(0)
             if second is not None:
-                second += W.pow(2).sum(0)
+                second += W2.sum(0)
             if flat is not None:
                 flat.append(W.reshape(W.shape[0], -1))
+        out["weight_sum"] = total  # Σ_i g_i, for the check against autograd's gradient
         if not use_gram_trick:
             out["weight_sq"] = sq
         if second is not None:
@@ -460,9 +465,14 @@ def _module_entries(mod: nn.Module, kind: str, pnames: list[str], owner: dict, a
     # linear / conv: the undoing of the 1/B of the mean loss is in g already
     A, G = _as_positions(mod, kind, a, g)
     wn, bn = role["weight"], role.get("bias")
-    if not _consistent(A, G, mean_grad[wn].reshape(G.shape[-1], A.shape[-1]), mean_grad[bn] if bn else None, B, probe):
-        return None
     st = _layer_stats(A, G, bn is not None, want_gram=want_gram, want_second=want_second, method=method, budget=budget)
+    if "weight_sum" in st:  # per-example weight gradients were formed: check their sum directly
+        g_norm = float(G.norm())
+        if not _sums_match(st["weight_sum"], mean_grad[wn], B, g_norm * float(A.norm())) or (
+                bn and not _sums_match(st["bias_sum"], mean_grad[bn], B, g_norm * G[..., 0].numel() ** 0.5)):
+            return None
+    elif not _consistent(A, G, mean_grad[wn].reshape(G.shape[-1], A.shape[-1]), mean_grad[bn] if bn else None, B, probe):
+        return None
     out = {wn: {"sq": st["weight_sq"]}}
     if want_second:
         out[wn]["second"] = st["weight_second"].reshape(mean_grad[wn].shape)
