@@ -379,18 +379,21 @@ def check_loss(loss: torch.Tensor) -> None:
 
 
 #: examples the loss checks of :func:`probe_call` run on (a scalar, a mean over the batch)
-CHECK_EXAMPLES = 32
+CHECK_EXAMPLES = 16
 
 
-def check_mean_reduction(batch_loss: Callable[[Any, Any], torch.Tensor], x: Any, y: Any, n: int) -> None:
+def check_mean_reduction(batch_loss: Callable[[Any, Any], torch.Tensor], x: Any, y: Any, n: int,
+                         whole: float | None = None) -> None:
     """Refuse a loss that scales with the batch (``reduction='sum'``): the loss of 2m examples is
     then the sum of its halves' losses, ~2× their mean (a mean loss equals their mean up to the
-    halves' difference, e.g. BatchNorm statistics)."""
+    halves' difference, e.g. BatchNorm statistics). ``whole``: the loss of the first 2m examples,
+    when the caller has it."""
     if n < 2:
         return
     m = n // 2
     with torch.no_grad():
-        whole = float(batch_loss(take(x, slice(0, 2 * m)), take(y, slice(0, 2 * m))))
+        if whole is None:
+            whole = float(batch_loss(take(x, slice(0, 2 * m)), take(y, slice(0, 2 * m))))
         h1 = float(batch_loss(take(x, slice(0, m)), take(y, slice(0, m))))
         h2 = float(batch_loss(take(x, slice(m, 2 * m)), take(y, slice(m, 2 * m))))
     mean = 0.5 * (h1 + h2)
@@ -475,9 +478,11 @@ def probe_call(
 
             # on the first CHECK_EXAMPLES examples: the checks cost a fraction of a forward pass
             k = min(d.sizes[0], CHECK_EXAMPLES)
+            k -= k % 2 if k > 1 else 0  # an even count: its loss is also the mean-reduction check's
             xk, yk = take(x, slice(0, k)), take(y, slice(0, k))
             with torch.no_grad():
-                check_loss(batch_loss(xk, yk))
+                first = batch_loss(xk, yk)
+            check_loss(first)
             if not s.random:  # (random masks would differ between the batch and its halves)
-                check_mean_reduction(batch_loss, xk, yk, k)
+                check_mean_reduction(batch_loss, xk, yk, k, whole=float(first))
         yield s
