@@ -1,10 +1,10 @@
 """Benchmark: ``genlab sweep --workers 2`` against the same points run one after another.
 
 The same sweep (stable-minima, 4 seeds, small settings) is run as a CLI subprocess into a fresh
-home each time, alternately with ``--workers 1`` (the points one after another) and
-``--workers 2`` (two worker processes, each given its share of the usable CPUs by
-:mod:`genlab.threads`), ``OMP_NUM_THREADS`` removed from the environment so that the share is
-genlab's own choice. ``--ray`` adds ``--executor ray --workers 2`` (run it inside a network
+home each time, in turn with ``--workers 1`` (the points one after another, genlab's thread
+share for one process: all usable CPUs), ``--workers 1 --threads 1`` and ``--workers 2`` (two
+worker processes, each given its share of the usable CPUs by :mod:`genlab.threads`),
+``OMP_NUM_THREADS`` removed from the environment so that the share is genlab's own choice. ``--ray`` adds ``--executor ray --workers 2`` (run it inside a network
 namespace: ``unshare -n sh -c 'ip link set lo up; python benchmarks/sweep_workers.py --ray'``).
 Reports the median wall time of each and the ratio parallel / sequential (target of issue 22:
 ≤ 0.6 on 2 cores), with the load average before and after (the machine is shared).
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-SETS = ["n=16", "width=16", "step_sizes=[0.3]", "flow_time=1200"]
+SETS = ["n=12", "width=12", "step_sizes=[0.3]", "flow_time=900"]
 POINTS = "seed=0:4"
 
 
@@ -48,7 +48,9 @@ def main() -> None:
     ap.add_argument("--ray", action="store_true", help="also the Ray executor with 2 workers")
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()
-    variants = {"sequential (--workers 1)": ["--workers", "1"], "local --workers 2": ["--workers", "2"]}
+    variants = {"sequential (--workers 1)": ["--workers", "1"],
+                "sequential, 1 thread (--workers 1 --threads 1)": ["--workers", "1", "--threads", "1"],
+                "local --workers 2": ["--workers", "2"]}
     if args.ray:
         variants["ray --workers 2"] = ["--executor", "ray", "--workers", "2"]
     load0 = os.getloadavg()[0]
