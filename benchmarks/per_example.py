@@ -1,44 +1,42 @@
-"""Benchmark: gradient coherence and gradient SNR without per-example gradients.
+"""Benchmark: per-example gradient norms, gradient coherence and gradient SNR against BackPACK and Opacus.
 
-Side by side, in one run: genlab's engine (genlab.probes.gradient_stats), a materializing
-``torch.func.vmap(grad)`` baseline, and BackPACK (backpack-for-pytorch: BatchL2Grad for the
-coherence, SumGradSquared for the SNR; only if installed — it is not a genlab dependency).
-Each method runs in its own subprocess, which first times one plain batch gradient (forward +
-backward of the mean loss) on the same model and data: the cost is reported as a multiple of
-that, and the peak memory as the growth of the process's peak RSS during the method's first call
-(``resource.getrusage``; the subprocess's setup and plain gradient are already in the base).
-The values of α and of the pooled SNR are reported too, so the methods check each other.
+Side by side, in one process per model with the methods interleaved (round r runs every method
+once, in turn): one plain batch gradient (forward + backward of the mean loss, the unit of cost),
+genlab (``per_example_stats``, ``gradient_coherence``, ``gradient_snr(...).overall.pooled_snr``),
+BackPACK (``BatchL2Grad`` for norms and coherence, ``SumGradSquared`` for the SNR) and Opacus
+ghost clipping (``GradSampleModuleFastGradientClipping``: per-example norms without per-example
+gradients; coherence from those norms and the batch gradient; Opacus has no SNR). BackPACK and
+Opacus each work on their own deep copy of the model (their hooks stay out of the other
+methods' passes). A method that does not support a model is reported as skipped with its error.
+Reported: the median time of each method over the rounds divided by the median plain gradient,
+and the value it computed (mean squared norm, α, pooled SNR), so the methods check each other.
 
-    python benchmarks/per_example.py [--quick] [--models ...] [--markdown benchmarks/per_example.md]
+Models: ``mlp`` 784 → 512 → 256 → 10 (batch 1000); ``cnn-bn`` two 5×5 conv + BatchNorm (eval
+mode) + max-pool, linear head, 28×28 inputs (batch 256); ``transformer`` linear embedding, one
+``nn.TransformerEncoderLayer`` (LayerNorm + multi-head attention, dropout 0), mean pooling
+(batch 128, 16 tokens). Untrained, random data: the cost of these statistics does not depend on
+training.
 
-The ``transformer`` model (LayerNorm + multi-head attention) runs through genlab's vmap fallback
-(its modules have no fast path); BackPACK has no extension for either module.
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/per_example.py [--repeats 7] [--models ...] [--markdown FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
-MODELS = {
-    # ~0.54M parameters, batch 1000 (the issue's MLP target: ≤ 3× a batch gradient)
-    "mlp": {"batch": 1000},
-    "cnn": {"batch": 256},
-    "cnn-wide": {"batch": 256},
-    # LayerNorm + multi-head attention (nn.TransformerEncoderLayer): BackPACK supports neither
-    "transformer": {"batch": 128},
-}
-METHODS = ["genlab", "vmap", "backpack"]
-QUANTITIES = ["coherence", "snr"]
+MODELS = {"mlp": 1000, "cnn-bn": 256, "transformer": 128}
+QUANTITIES = ["norms", "coherence", "snr"]
+METHODS = ["genlab", "backpack", "opacus-ghost"]
 
 
-def _build(name: str, batch: int):
+def build(name: str, batch: int):
     import torch
     from torch import nn
 
@@ -55,211 +53,180 @@ def _build(name: str, batch: int):
             def forward(self, x):
                 return self.head(self.layer(self.embed(x)).mean(1))
 
-        model = Encoder()
-        x = torch.randn(batch, 16, 16)
+        model, x = Encoder(), torch.randn(batch, 16, 16)
     elif name == "mlp":
         model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
         x = torch.randn(batch, 784)
-    elif name == "cnn-wide":
-        model = nn.Sequential(
-            nn.Conv2d(1, 32, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(1024, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        )
-        x = torch.randn(batch, 1, 28, 28)
     else:
         model = nn.Sequential(
-            nn.Conv2d(1, 16, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(512, 10),
+            nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(512, 10),
         )
         x = torch.randn(batch, 1, 28, 28)
+        with torch.no_grad():  # running statistics of a few batches, then eval mode
+            for _ in range(3):
+                model(torch.randn(batch, 1, 28, 28))
     y = torch.randint(0, 10, (batch,))
-    return model, x, y
+    return model.eval(), x, y
 
 
-def _snr_pooled(mean: "torch.Tensor", second: "torch.Tensor") -> float:
+def _pooled_snr(mean, second) -> float:
     var = (second - mean**2).clamp_min(0)
     return float((mean**2).sum() / var.sum())
 
 
-def _method(name: str, quantity: str, model, x, y):
-    """A zero-argument callable computing ``quantity`` with ``name``; returns the value."""
+def method(name: str, quantity: str, model, x, y):
+    """A zero-argument callable computing ``quantity`` with ``name`` (returns its value)."""
     import torch
     from torch import nn
 
     loss_fn = nn.functional.cross_entropy
-    params = [p for p in model.parameters()]
     B = x.shape[0]
+    if name == "plain":
+        params = list(model.parameters())
+        return lambda: torch.autograd.grad(loss_fn(model(x), y), params) and 0.0
     if name == "genlab":
         from genlab.probes.gradient_stats import gradient_coherence, gradient_snr
+        from genlab.probes.per_example import per_example_stats
 
+        if quantity == "norms":
+            return lambda: float(per_example_stats(model, loss_fn, (x, y)).sq_norms.mean())
         if quantity == "coherence":
             return lambda: gradient_coherence(model, loss_fn, (x, y)).alpha
         return lambda: gradient_snr(model, loss_fn, (x, y)).overall.pooled_snr
-    if name == "vmap":
-        from torch.func import functional_call, grad, vmap
-
-        pdict = {n: p.detach() for n, p in model.named_parameters()}
-
-        def one(pd, xi, yi):
-            return loss_fn(functional_call(model, pd, (xi.unsqueeze(0),)), yi.unsqueeze(0))
-
-        per_ex = vmap(grad(one), in_dims=(None, 0, 0))
-
-        def run():
-            g = per_ex(pdict, x, y)
-            flat = torch.cat([v.reshape(B, -1) for v in g.values()], 1)  # the N × P matrix
-            mean = flat.mean(0)
-            if quantity == "coherence":
-                return float(mean.pow(2).sum() / flat.pow(2).sum(1).mean())
-            return _snr_pooled(mean, flat.pow(2).mean(0))
-
-        return run
     if name == "backpack":
         from backpack import backpack, extend
         from backpack.extensions import BatchL2Grad, SumGradSquared
 
-        emodel = extend(model)
+        emodel = extend(copy.deepcopy(model))
         eloss = extend(nn.CrossEntropyLoss())
+        params = list(emodel.parameters())
 
         def run():
             for p in params:
                 p.grad = None
             loss = eloss(emodel(x), y)
-            ext = BatchL2Grad() if quantity == "coherence" else SumGradSquared()
-            with backpack(ext):
+            with backpack(SumGradSquared() if quantity == "snr" else BatchL2Grad()):
                 loss.backward()
+            # BackPACK's individual gradients are those of (1/B)·ℓ_i (mean reduction): rescaled
+            if quantity == "snr":
+                mean = torch.cat([p.grad.reshape(-1) for p in params])
+                return _pooled_snr(mean, torch.cat([p.sum_grad_squared.reshape(-1) for p in params]) * B)
+            sq = sum(p.batch_l2 for p in params) * B**2
+            if quantity == "norms":
+                return float(sq.mean())
             mean = torch.cat([p.grad.reshape(-1) for p in params])
-            # BackPACK's individual gradients are those of (1/B)·ℓ_i (mean reduction): rescale
-            if quantity == "coherence":
-                sq = sum(p.batch_l2 for p in params) * B**2
-                return float(mean.pow(2).sum() / sq.mean())
-            second = torch.cat([p.sum_grad_squared.reshape(-1) for p in params]) * B
-            return _snr_pooled(mean, second)
+            return float(mean.pow(2).sum() / sq.mean())
+
+        return run
+    if name == "opacus-ghost":
+        if quantity == "snr":
+            return None
+        from opacus.grad_sample import GradSampleModuleFastGradientClipping
+
+        # Opacus records activations in train mode only (same function here: no dropout; the
+        # BatchNorm model, where train mode would differ, Opacus refuses anyway)
+        gsm = GradSampleModuleFastGradientClipping(copy.deepcopy(model).train(), loss_reduction="mean",
+                                                   use_ghost_clipping=True)
+        params = [p for p in gsm.parameters() if p.requires_grad]
+
+        def run():
+            for p in params:
+                p.grad = None
+            loss_fn(gsm(x), y).backward()
+            sq = gsm.get_norm_sample().pow(2)
+            if quantity == "norms":
+                return float(sq.mean())
+            mean = torch.cat([p.grad.reshape(-1) for p in params])
+            return float(mean.pow(2).sum() / sq.mean())
 
         return run
     raise ValueError(name)
 
 
-def _plain(model, x, y):
+def worker(model_name: str, repeats: int) -> list[dict]:
+    """One process per model: every (quantity, method) and the plain gradient, interleaved."""
     import torch
-    from torch import nn
 
-    params = list(model.parameters())
-
-    def run():
-        loss = nn.functional.cross_entropy(model(x), y)
-        return torch.autograd.grad(loss, params)
-
-    return run
-
-
-def _time(fn, repeats: int) -> float:
-    times = []
+    model, x, y = build(model_name, MODELS[model_name])
+    fns, rows = {("-", "plain"): method("plain", "-", model, x, y)}, {}
+    for q in QUANTITIES:
+        for m in METHODS:
+            try:
+                fn = method(m, q, model, x, y)
+                if fn is None:
+                    continue
+                rows[(q, m)] = {"value": float(fn())}  # first call: warm-up and the value
+                fns[(q, m)] = fn
+            except Exception as exc:  # the method does not support this model
+                rows[(q, m)] = {"skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"}
+    fns[("-", "plain")]()
+    times: dict = {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    plain = statistics.median(times[("-", "plain")])
+    out = []
+    for (q, m), r in rows.items():
+        if "value" in r:
+            t = statistics.median(times[(q, m)])
+            r.update(seconds=t, ratio=t / plain)
+        out.append({"model": model_name, "quantity": q, "method": m, "plain_seconds": plain,
+                    "params": sum(p.numel() for p in model.parameters()), "batch": int(x.shape[0]),
+                    "threads": torch.get_num_threads(), **r})
+    return out
 
 
-def worker(model_name: str, method: str, quantity: str, repeats: int) -> dict:
-    """Runs in a subprocess: plain gradient first (base), then the method."""
-    import torch
-
-    model, x, y = _build(model_name, MODELS[model_name]["batch"])
-    plain = _plain(model, x, y)
-    plain()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        fn = _method(method, quantity, model, x, y)
-    except ImportError as exc:
-        return {"skipped": f"{method} not installed ({exc})"}
-    value = fn()  # first call: peak memory
-    peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024.0
-    t_method = _time(fn, repeats)
-    t_plain = _time(plain, repeats)
-    return {
-        "value": float(value),
-        "seconds": t_method,
-        "plain_seconds": t_plain,
-        "ratio": t_method / t_plain,
-        "extra_peak_mb": peak_mb,
-        "params": sum(p.numel() for p in model.parameters()),
-        "batch": int(x.shape[0]),
-        "threads": torch.get_num_threads(),
-    }
-
-
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict], repeats: int, load: tuple[float, float]) -> str:
     lines = [
-        "| model | quantity | method | × batch gradient | extra peak memory (MB) | value |",
-        "|---|---|---|---|---|---|",
+        "Per-example gradient statistics: median time over interleaved rounds as a multiple of one plain "
+        f"batch gradient (forward + backward, same process, same rounds). torch threads: "
+        f"{results[0].get('threads', '?')}; {repeats} rounds; load average {load[0]:.1f} before and "
+        f"{load[1]:.1f} after, on {os.cpu_count()} cores (a shared machine: ratios within ~20% are noise).",
+        "",
+        "| model | quantity | method | × batch gradient | value |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
+        label = {"norms": "mean ‖g_i‖²", "coherence": "α", "snr": "pooled SNR"}[r["quantity"]]
+        what = f"{r['model']} ({r['params'] / 1e6:.2f}M params, batch {r['batch']})"
         if "skipped" in r:
-            lines.append(f"| {r['model']} | {r['quantity']} | {r['method']} | skipped | | {r['skipped']} |")
-            continue
-        label = "α" if r["quantity"] == "coherence" else "pooled SNR"
-        lines.append(
-            f"| {r['model']} ({r['params'] / 1e6:.2f}M params, batch {r['batch']}) | {r['quantity']} | {r['method']} "
-            f"| {r['ratio']:.2f} | {r['extra_peak_mb']:.0f} | {label} = {r['value']:.6g} |"
-        )
+            lines.append(f"| {what} | {r['quantity']} | {r['method']} | unsupported | {r['skipped']} |")
+        else:
+            lines.append(f"| {what} | {r['quantity']} | {r['method']} | {r['ratio']:.2f} | {label} = {r['value']:.6g} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="2 repeats")
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--markdown", default=None, help="also write the table to this file")
-    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS), help="models to run")
-    ap.add_argument("--worker", nargs=3, metavar=("MODEL", "METHOD", "QUANTITY"), help=argparse.SUPPRESS)
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    repeats = 2 if args.quick else args.repeats
     if args.worker:
-        print(json.dumps(worker(*args.worker, repeats)))
+        print(json.dumps(worker(args.worker, args.repeats)))
         return
+    load0 = os.getloadavg()[0]
     results = []
-    for model_name in args.models:
-        for quantity in QUANTITIES:
-            for method in METHODS:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--worker", model_name, method, quantity, "--repeats", str(repeats)],
-                    capture_output=True,
-                    text=True,
-                    env=os.environ.copy(),
-                )
-                if out.returncode != 0:
-                    res = {"skipped": f"failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"}
-                else:
-                    res = json.loads(out.stdout.strip().splitlines()[-1])
-                results.append({"model": model_name, "quantity": quantity, "method": method, **res})
-                print(json.dumps(results[-1]), file=sys.stderr)
-    print(json.dumps({"benchmark": "per_example", "results": results}, indent=1))
+    for name in args.models:
+        out = subprocess.run([sys.executable, __file__, "--worker", name, "--repeats", str(args.repeats)],
+                             capture_output=True, text=True, env=os.environ.copy())
+        if out.returncode != 0:
+            results.append({"model": name, "quantity": "-", "method": "-", "params": 0, "batch": 0,
+                            "skipped": f"failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"})
+            continue
+        results.extend(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), file=sys.stderr)
+    load = (load0, os.getloadavg()[0])
+    print(json.dumps({"benchmark": "per_example", "repeats": args.repeats, "load_average": load, "results": results},
+                     indent=1))
     if args.markdown:
         with open(args.markdown, "w") as fh:
-            fh.write(
-                "Per-example gradient statistics: cost as a multiple of one plain batch gradient "
-                "(forward + backward, same process), extra peak RSS of the first call. "
-                f"torch threads: {results[0].get('threads', '?')}; median of {repeats} runs; "
-                f"load average while measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-                "(shared machine: ratios within ~20% are noise).\n\n"
-            )
-            fh.write(markdown(results))
+            fh.write(markdown(results, args.repeats, load))
 
 
 if __name__ == "__main__":

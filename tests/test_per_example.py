@@ -407,3 +407,17 @@ def test_zoo_fast_paths_match_a_loop(name: str, fallback: set) -> None:
     close(st.sq_norms, G.pow(2).sum(1))
     close(st.gram, G @ G.T)
     close(torch.cat([s.reshape(-1) for s in st.second_moment.values()]), G.pow(2).mean(0))
+
+
+def test_snr_pooled_values_without_the_per_parameter_map() -> None:
+    """The pooled SNR is there at once; the per-parameter map, means and medians are formed when
+    first read (and agree with the loop)."""
+    model, loss_fn, x, y = make("mlp")
+    G = naive(model, loss_fn, x, y)
+    snr = gradient_snr(model, loss_fn, (x, y))
+    mu, var = G.mean(0), G.var(0, unbiased=False)
+    assert snr.overall.pooled_snr == pytest.approx(float(mu.pow(2).sum() / var.sum()), rel=1e-7)
+    assert "per_parameter" not in snr.__dict__ and "median_snr" not in snr.overall.__dict__
+    ok = var > 1e-12 * G.pow(2).mean(0)
+    assert snr.overall.median_snr == pytest.approx(float((mu[ok].pow(2) / var[ok]).median()), rel=1e-7)
+    assert "per_parameter" in snr.__dict__

@@ -313,7 +313,10 @@ def seeded(seed: int, key: int = 0):
     """Random operations in the block drawn from (seed, key) — the same draw each time — without
     touching the caller's global random stream."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_key(seed, key))
+        if torch.cuda.is_initialized():
+            torch.manual_seed(_key(seed, key))
+        else:  # CPU only: torch.manual_seed would queue a lazy CUDA seeding (and a stack trace) per call
+            torch.random.default_generator.manual_seed(_key(seed, key))
         yield
 
 
@@ -375,15 +378,22 @@ def check_loss(loss: torch.Tensor) -> None:
         raise InputError(f"loss_fn: returned {shape}, not a scalar; it must return the mean loss over the batch (reduction='mean')")
 
 
-def check_mean_reduction(batch_loss: Callable[[Any, Any], torch.Tensor], x: Any, y: Any, n: int) -> None:
+#: examples the loss checks of :func:`probe_call` run on (a scalar, a mean over the batch)
+CHECK_EXAMPLES = 16
+
+
+def check_mean_reduction(batch_loss: Callable[[Any, Any], torch.Tensor], x: Any, y: Any, n: int,
+                         whole: float | None = None) -> None:
     """Refuse a loss that scales with the batch (``reduction='sum'``): the loss of 2m examples is
     then the sum of its halves' losses, ~2× their mean (a mean loss equals their mean up to the
-    halves' difference, e.g. BatchNorm statistics)."""
+    halves' difference, e.g. BatchNorm statistics). ``whole``: the loss of the first 2m examples,
+    when the caller has it."""
     if n < 2:
         return
     m = n // 2
     with torch.no_grad():
-        whole = float(batch_loss(take(x, slice(0, 2 * m)), take(y, slice(0, 2 * m))))
+        if whole is None:
+            whole = float(batch_loss(take(x, slice(0, 2 * m)), take(y, slice(0, 2 * m))))
         h1 = float(batch_loss(take(x, slice(0, m)), take(y, slice(0, m))))
         h2 = float(batch_loss(take(x, slice(m, 2 * m)), take(y, slice(m, 2 * m))))
     mean = 0.5 * (h1 + h2)
@@ -466,8 +476,13 @@ def probe_call(
                     out = forward_with_copies(m, xx)
                 return loss_fn(logits(out, output_fn, "the loss") if output_fn is not None else out, yy)
 
+            # on the first CHECK_EXAMPLES examples: the checks cost a fraction of a forward pass
+            k = min(d.sizes[0], CHECK_EXAMPLES)
+            k -= k % 2 if k > 1 else 0  # an even count: its loss is also the mean-reduction check's
+            xk, yk = take(x, slice(0, k)), take(y, slice(0, k))
             with torch.no_grad():
-                check_loss(batch_loss(x, y))
+                first = batch_loss(xk, yk)
+            check_loss(first)
             if not s.random:  # (random masks would differ between the batch and its halves)
-                check_mean_reduction(batch_loss, x, y, d.sizes[0])
+                check_mean_reduction(batch_loss, xk, yk, k, whole=float(first))
         yield s

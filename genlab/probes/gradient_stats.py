@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
 
 import numpy as np
 import torch
@@ -60,34 +62,82 @@ def gradient_coherence(model: nn.Module, loss_fn: LossFn, data: Data, **engine: 
     )
 
 
-@dataclass(frozen=True)
 class SNRSummary:
-    """Signal-to-noise of one group of parameters."""
+    """Signal-to-noise of one group of parameters. ``pooled_snr`` = Σ_j μ_j² / Σ_j σ_j² and
+    ``zero_variance`` are computed at once; ``mean_snr``, ``median_snr`` (over parameters with
+    σ_j > 0) and ``count`` on first access (they need every parameter's μ_j²/σ_j²; the median a sort)."""
 
-    mean_snr: float  # mean over parameters of μ_j²/σ_j² (parameters with σ_j = 0 left out)
-    median_snr: float
-    pooled_snr: float  # Σ_j μ_j² / Σ_j σ_j²
-    count: int  # parameters with σ_j > 0
-    zero_variance: int  # parameters with σ_j = 0 (left out of the mean and median)
+    def __init__(self, values: Callable[[], list[torch.Tensor]], mu2_sum: float, var_sum: float, zeros: int):
+        self._values = values
+        self.pooled_snr = mu2_sum / var_sum if var_sum > 0 else float("nan")
+        self.zero_variance = zeros  # parameters with σ_j = 0 (left out of the mean and median)
+
+    @cached_property
+    def _snr(self) -> torch.Tensor:
+        parts = self._values()
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    @property
+    def count(self) -> int:
+        """Parameters with σ_j > 0."""
+        return int(self._snr.numel())
+
+    @cached_property
+    def mean_snr(self) -> float:
+        """Mean over parameters of μ_j²/σ_j² (parameters with σ_j = 0 left out)."""
+        return float(self._snr.mean()) if self._snr.numel() else float("nan")
+
+    @cached_property
+    def median_snr(self) -> float:
+        return float(self._snr.median()) if self._snr.numel() else float("nan")
+
+    def __repr__(self) -> str:
+        return f"SNRSummary(pooled_snr={self.pooled_snr!r}, zero_variance={self.zero_variance!r}, ...)"
 
 
-@dataclass(frozen=True)
 class GradientSNR:
-    per_parameter: dict[str, torch.Tensor]  # name → μ²/σ² (nan where σ = 0)
-    layers: dict[str, SNRSummary]
-    overall: SNRSummary
-    info: ProbeInfo | None = None
+    """Per-parameter gradient SNR μ²/σ² of :func:`gradient_snr`: ``overall`` and ``layers``
+    (:class:`SNRSummary`, their pooled values computed at once) and ``per_parameter`` (name →
+    μ²/σ², nan where σ = 0), formed on first access."""
 
+    def __init__(self, mean_grad: dict[str, torch.Tensor], second_moment: dict[str, torch.Tensor],
+                 info: ProbeInfo | None = None):
+        self.info = info
+        self._mean, self._second = mean_grad, second_moment
+        layer_max: dict[str, float] = {}
+        for n, sec in second_moment.items():
+            layer_max[layer_of(n)] = max(layer_max.get(layer_of(n), 0.0), float(sec.max()) if sec.numel() else 0.0)
+        self._ok: dict[str, torch.Tensor] = {}
+        sums: dict[str, list] = {}
+        for n, mu in mean_grad.items():
+            mu2 = mu.pow(2)
+            second = second_moment[n]
+            var = second - mu2
+            eps = torch.finfo(second.dtype).eps
+            ok = (var > max(1e-12, 10 * eps) * second) & (second > (100 * eps) ** 2 * layer_max[layer_of(n)])
+            self._ok[n] = ok
+            g = sums.setdefault(layer_of(n), [[], 0.0, 0.0, 0])
+            g[0].append(n)
+            g[1] += float(mu2.sum())
+            g[2] += float((var * ok).sum())
+            g[3] += int(ok.numel() - ok.count_nonzero())
+        self.layers = {k: SNRSummary(self._values_of(g[0]), g[1], g[2], g[3]) for k, g in sums.items()}
+        self.overall = SNRSummary(self._values_of(list(mean_grad)), sum(g[1] for g in sums.values()),
+                                  sum(g[2] for g in sums.values()), sum(g[3] for g in sums.values()))
 
-def _summary(values: list[torch.Tensor], mu2_sum: float, var_sum: float, zeros: int) -> SNRSummary:
-    snr = torch.cat(values) if values else torch.zeros(0)
-    return SNRSummary(
-        mean_snr=float(snr.mean()) if snr.numel() else float("nan"),
-        median_snr=float(snr.median()) if snr.numel() else float("nan"),
-        pooled_snr=mu2_sum / var_sum if var_sum > 0 else float("nan"),
-        count=int(snr.numel()),
-        zero_variance=zeros,
-    )
+    def _values_of(self, names: list[str]) -> Callable[[], list[torch.Tensor]]:
+        return lambda: [self.per_parameter[n][self._ok[n]] for n in names]
+
+    @cached_property
+    def per_parameter(self) -> dict[str, torch.Tensor]:
+        """name → μ²/σ² (nan where σ = 0 or at rounding level; see :func:`gradient_snr`)."""
+        out = {}
+        for n, mu in self._mean.items():
+            mu2 = mu.pow(2)
+            ok = self._ok[n]
+            var = self._second[n] - mu2
+            out[n] = torch.where(ok, mu2 / torch.where(ok, var, torch.ones_like(var)), torch.full_like(mu2, float("nan")))
+        return out
 
 
 def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object) -> GradientSNR:
@@ -98,7 +148,8 @@ def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object
     Σ_i (g_i a_iᵀ)² = (g²)ᵀ(a²)). This is the per-coordinate SNR of Liu, Bernstein, Meister & Yue
     2020 ("Understanding why neural networks generalize well through GSNR of parameters",
     arXiv 2001.07384, eq. 2, with the population variance); summarized per layer and overall
-    (mean and median over parameters with σ_j > 0, and the pooled Σμ_j² / Σσ_j²).
+    (mean and median over parameters with σ_j > 0, and the pooled Σμ_j² / Σσ_j²). The pooled
+    values are computed at once; the per-parameter map, means and medians when first read.
 
     Rounding counts as zero variance: a variance below max(1e-12, 10·eps) of the entry's second
     moment (cancellation in E g² − (E g)²), and an entry whose second moment is at rounding level
@@ -108,32 +159,7 @@ def gradient_snr(model: nn.Module, loss_fn: LossFn, data: Data, **engine: object
     """
     st = per_example_stats(model, loss_fn, data, second_moment=True, **engine)  # type: ignore[arg-type]
     assert st.second_moment is not None
-    per: dict[str, torch.Tensor] = {}
-    groups: dict[str, list] = {}
-    layer_max: dict[str, float] = {}
-    for n, sec in st.second_moment.items():
-        layer_max[layer_of(n)] = max(layer_max.get(layer_of(n), 0.0), float(sec.max()) if sec.numel() else 0.0)
-    for n, mu in st.mean_grad.items():
-        mu2 = mu.pow(2)
-        second = st.second_moment[n]
-        var = second - mu2
-        eps = torch.finfo(second.dtype).eps
-        ok = (var > max(1e-12, 10 * eps) * second) & (second > (100 * eps) ** 2 * layer_max[layer_of(n)])
-        snr = mu2 / torch.where(ok, var, torch.ones_like(var))
-        per[n] = torch.where(ok, snr, torch.full_like(snr, float("nan")))
-        g = groups.setdefault(layer_of(n), [[], 0.0, 0.0, 0])
-        g[0].append(snr[ok])
-        g[1] += float(mu2.sum())
-        g[2] += float(torch.where(ok, var, torch.zeros_like(var)).sum())
-        g[3] += int(ok.numel() - ok.sum())
-    layers = {k: _summary(*g) for k, g in groups.items()}
-    overall = _summary(
-        [v for g in groups.values() for v in g[0]],
-        sum(g[1] for g in groups.values()),
-        sum(g[2] for g in groups.values()),
-        sum(g[3] for g in groups.values()),
-    )
-    return GradientSNR(per_parameter=per, layers=layers, overall=overall, info=st.info)
+    return GradientSNR(st.mean_grad, st.second_moment, st.info)
 
 
 def _largest_divisor_at_most_sqrt(n: int) -> int:

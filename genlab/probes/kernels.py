@@ -116,9 +116,9 @@ def empirical_ntk(
             Θ_{ab,kl} = ⟨∂f_k(x1_a)/∂θ, ∂f_l(x2_b)/∂θ⟩, ``"trace"`` its trace Σ_k Θ_{ab,kk}
             (shape (n1, n2)). A scalar-output model (outputs (n,) or (n, 1)) gives (n1, n2) either way.
         max_elements: bound on the number of Jacobian entries held at once: all Jacobians when
-            (n1 + n2)·c·P fit (each computed once), else two chunks of m examples with
-            2·m·c·P ≤ max_elements (at least one example per chunk; column chunks recomputed per
-            row chunk, so a larger bound is faster).
+            (n1 + n2)·c·P fit (each computed once), else a row block of r and a column block of q
+            examples with (r + q)·c·P ≤ max_elements (at least one each; the columns are
+            recomputed for every row block, so a larger bound is faster).
 
     Returns a tensor in the model's dtype.
     """
@@ -157,42 +157,43 @@ def _ntk(fm, x1, x2, n1, n2, symmetric, outputs, max_elements, random, seed, per
         c = int(_forward(fm, params, take(x1, 0)).reshape(1, -1).shape[1])
     scalar = c == 1
     per_example = c * fm.size
-    # All Jacobian blocks are kept when they fit in the budget (the cost is then linear in the
-    # number of examples); otherwise two blocks of `chunk` examples live at once and the column
-    # blocks are recomputed for every row block (chunks as large as the bound allows: fewer
-    # recomputations and fewer calls).
-    cache_all = (n1 + (0 if symmetric else n2)) * per_example <= max_elements
-    chunk = max(n1, n2) if cache_all else max(1, max_elements // (2 * per_example))
+    # All Jacobians are kept when they fit in the budget (each computed once). Otherwise a row
+    # block of r examples is held while the columns stream past in blocks of q (r + q examples'
+    # Jacobians at once): the columns are recomputed once per row block, so r is made large
+    # (q = a quarter of what fits, enough to keep the per-call overhead of jacrev small); for
+    # Θ(x, x) only the blocks right of the diagonal are computed, the rest by symmetry.
+    fit = max_elements // per_example
+    cache_all = (n1 + (0 if symmetric else n2)) <= fit
+    q = max(1, fit // 4)
+    r = max(n1, n2) if cache_all else max(1, fit - q)
     full = torch.empty(n1, n2, c, c, dtype=dtype) if (outputs == "full" and not scalar) else None
     red = torch.empty(n1, n2, dtype=dtype) if full is None else None
-    blocks2: dict[int, list[torch.Tensor]] = {}
 
-    def block2(j: int) -> list[torch.Tensor]:
-        if j in blocks2:
-            return blocks2[j]
-        xs = take(x2, slice(j, j + chunk))
-        jac = _jac(xs, min(chunk, n2 - j), (0 if symmetric else 1 << 40) + j)
-        if cache_all:
-            blocks2[j] = jac
-        return jac
+    def put(rows: slice, cols: slice, ja: list[torch.Tensor], jb: list[torch.Tensor], mirror: bool) -> None:
+        if full is not None:
+            blk = sum(torch.einsum("akp,blp->abkl", u, v) for u, v in zip(ja, jb))
+            full[rows, cols] = blk
+            if mirror:  # Θ(x_b, x_a) = Θ(x_a, x_b)ᵀ over the output indices
+                full[cols, rows] = blk.permute(1, 0, 3, 2)
+        else:  # Σ_k Σ_p J_a,kp J_b,kp: one matrix product per parameter block
+            blk = sum(u.reshape(u.shape[0], -1) @ v.reshape(v.shape[0], -1).T for u, v in zip(ja, jb))
+            red[rows, cols] = blk
+            if mirror:
+                red[cols, rows] = blk.T
 
-    for i in range(0, n1, chunk):
-        ja = blocks2[i] if (symmetric and i in blocks2) else _jac(take(x1, slice(i, i + chunk)), min(chunk, n1 - i), i)
-        if symmetric and cache_all:
-            blocks2[i] = ja
-        for j in range(0, n2, chunk):
-            if symmetric and j < i:  # Θ(x_a, x_b) = Θ(x_b, x_a)ᵀ over the output indices
-                if full is not None:
-                    full[i : i + chunk, j : j + chunk] = full[j : j + chunk, i : i + chunk].permute(1, 0, 3, 2)
-                else:
-                    red[i : i + chunk, j : j + chunk] = red[j : j + chunk, i : i + chunk].T
-                continue
-            jb = ja if (symmetric and i == j) else block2(j)
-            if full is not None:
-                full[i : i + chunk, j : j + chunk] = sum(torch.einsum("akp,blp->abkl", u, v) for u, v in zip(ja, jb))
-            else:  # Σ_k Σ_p J_a,kp J_b,kp: one matrix product per parameter block
-                red[i : i + chunk, j : j + chunk] = sum(u.reshape(u.shape[0], -1) @ v.reshape(v.shape[0], -1).T
-                                                        for u, v in zip(ja, jb))
+    other = 0 if symmetric else 1 << 40  # random operations: x2's draws apart from x1's
+    if cache_all:
+        ja = _jac(x1, n1, 0)
+        put(slice(0, n1), slice(0, n2), ja, ja if symmetric else _jac(x2, n2, other), False)
+        return full if full is not None else red
+    for i in range(0, n1, r):
+        rows = slice(i, min(i + r, n1))
+        ja = _jac(take(x1, rows), rows.stop - i, i)
+        if symmetric:
+            put(rows, rows, ja, ja, False)
+        for j in range(rows.stop if symmetric else 0, n2, q):
+            cols = slice(j, min(j + q, n2))
+            put(rows, cols, ja, _jac(take(x2, cols), cols.stop - j, other + j), symmetric)
     return full if full is not None else red
 
 

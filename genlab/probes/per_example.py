@@ -39,6 +39,7 @@ buffers are updated only on copies.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -168,6 +169,7 @@ def _layer_stats(
     if has_bias:
         gb = G.sum(1)  # (B, d_out): per-example bias gradients
         out["bias_sq"] = gb.pow(2).sum(1)
+        out["bias_sum"] = gb.sum(0)
         if want_gram:
             out["bias_gram"] = gb @ gb.T
         if want_second:
@@ -175,11 +177,12 @@ def _layer_stats(
 
     if T == 1:
         a, g = A[:, 0], G[:, 0]
-        out["weight_sq"] = a.pow(2).sum(1) * g.pow(2).sum(1)
+        a2, g2 = a.pow(2), g.pow(2)
+        out["weight_sq"] = a2.sum(1) * g2.sum(1)
         if want_gram:
             out["weight_gram"] = (a @ a.T) * (g @ g.T)
         if want_second:
-            out["weight_second"] = g.pow(2).T @ a.pow(2)
+            out["weight_second"] = g2.T @ a2
         return out
 
     # cost per example: Gram trick T²·(d_in + d_out), materializing T·d_in·d_out (+ d_in·d_out for
@@ -204,13 +207,17 @@ def _layer_stats(
         sq = torch.empty(B, dtype=A.dtype, device=A.device)
         second = torch.zeros(dout, din, dtype=A.dtype, device=A.device) if want_second else None
         flat = [] if (want_gram and not use_gram_trick) else None
+        total = torch.zeros(dout, din, dtype=A.dtype, device=A.device)
         for s in _chunks(B, din * dout, budget):
             W = torch.einsum("bto,bti->boi", G[s], A[s])  # per-example weight gradients of this chunk
-            sq[s] = W.pow(2).sum((1, 2))
+            W2 = W.pow(2)
+            sq[s] = W2.sum((1, 2))
+            total += W.sum(0)
             if second is not None:
-                second += W.pow(2).sum(0)
+                second += W2.sum(0)
             if flat is not None:
                 flat.append(W.reshape(W.shape[0], -1))
+        out["weight_sum"] = total  # Σ_i g_i, for the check against autograd's gradient
         if not use_gram_trick:
             out["weight_sq"] = sq
         if second is not None:
@@ -460,9 +467,16 @@ def _module_entries(mod: nn.Module, kind: str, pnames: list[str], owner: dict, a
     # linear / conv: the undoing of the 1/B of the mean loss is in g already
     A, G = _as_positions(mod, kind, a, g)
     wn, bn = role["weight"], role.get("bias")
-    if not _consistent(A, G, mean_grad[wn].reshape(G.shape[-1], A.shape[-1]), mean_grad[bn] if bn else None, B, probe):
-        return None
     st = _layer_stats(A, G, bn is not None, want_gram=want_gram, want_second=want_second, method=method, budget=budget)
+    if "weight_sum" in st:  # per-example weight gradients were formed: check their sum directly
+        # ‖A‖ without a pass over the patches: each input entry is in at most ∏ kernel_size of them
+        g_norm = float(G.norm())
+        a_norm = float(a.norm()) * (math.prod(mod.kernel_size) ** 0.5 if kind == "conv" else 1.0)
+        if not _sums_match(st["weight_sum"], mean_grad[wn], B, g_norm * a_norm) or (
+                bn and not _sums_match(st["bias_sum"], mean_grad[bn], B, g_norm * G[..., 0].numel() ** 0.5)):
+            return None
+    elif not _consistent(A, G, mean_grad[wn].reshape(G.shape[-1], A.shape[-1]), mean_grad[bn] if bn else None, B, probe):
+        return None
     out = {wn: {"sq": st["weight_sq"]}}
     if want_second:
         out[wn]["second"] = st["weight_second"].reshape(mean_grad[wn].shape)
@@ -684,21 +698,21 @@ def per_example_stats(
             loss_sum += loss * B
             for n, v in psq.items():
                 sq_parts.setdefault(n, []).append(v)
-            for n, g in mg.items():
-                grad_sum[n] = grad_sum[n] + g * B if n in grad_sum else g * B
+            for n, g in mg.items():  # (one batch: its mean gradient as it is)
+                grad_sum[n] = grad_sum[n] + g * B if n in grad_sum else (g if len(data_.sizes) == 1 else g * B)
             if second_sum is not None and sec is not None:
                 for n, s_ in sec.items():
                     second_sum[n] = second_sum[n] + s_ if n in second_sum else s_
             gram_out = gm
         info = setup.info()
-    param_sq = {n: torch.cat(v) for n, v in sq_parts.items()}
+    param_sq = {n: (v[0] if len(v) == 1 else torch.cat(v)) for n, v in sq_parts.items()}
     sq_norms = torch.stack(list(param_sq.values())).sum(0)
     return PerExampleStats(
         n=n_total,
         loss=loss_sum / n_total,
         sq_norms=sq_norms,
         param_sq_norms=param_sq,
-        mean_grad={n: g / n_total for n, g in grad_sum.items()},
+        mean_grad=grad_sum if len(data_.sizes) == 1 else {n: g / n_total for n, g in grad_sum.items()},
         second_moment=None if second_sum is None else {n: s / n_total for n, s in second_sum.items()},
         gram=gram_out,
         fallback=fallback,
