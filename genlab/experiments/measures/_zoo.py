@@ -119,7 +119,7 @@ def train_member(spec: dict[str, Any], data: ClassificationData, criterion: floa
     metrics = {
         "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
         "test_error": 1 - test_acc, "gap": train_acc - test_acc, "steps": float(steps),
-        "reached": float(train_loss <= criterion),
+        "reached": float(train_loss <= criterion), "n_train": float(n), "n_test": float(len(data.y_test)),
     }
     return Member(dict(spec), model, init, metrics)
 
