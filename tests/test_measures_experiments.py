@@ -72,3 +72,11 @@ def test_zoo_member_state_dicts_round_trip_through_the_store(tmp_path):
         acc = float((m.model(d.x_test).argmax(-1) == d.y_test).double().mean())
     assert acc == pytest.approx(out["result"]["metrics"]["test_acc"], abs=1e-12)
     assert {a["kind"] for a in store.artifacts(rid)} >= {"state_dict", "result"}
+
+
+def test_random_interpolators_small_grid():
+    result, verdicts = run_experiment("random-interpolators", d=4, teacher_widths=[1, 3], student_widths=[2, 3], ns=[2, 4],
+                                      samples=4, max_draws=20_000, sgd_steps=20)
+    cell = result["cells"][0]
+    assert cell["accepts"] <= cell["draws"] and len(cell["errors"]) <= 4
+    assert verdicts[0].kind == "precondition"
