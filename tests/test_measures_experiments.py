@@ -80,3 +80,36 @@ def test_random_interpolators_small_grid():
     cell = result["cells"][0]
     assert cell["accepts"] <= cell["draws"] and len(cell["errors"]) <= 4
     assert verdicts[0].kind == "precondition"
+
+
+def test_mixture_regret_and_resolvability_by_direct_computation():
+    import math
+
+    from genlab.experiments.measures.bayes_mixture import mixture_regret, resolvability_bound
+
+    th, pr, ts = np.array([0.3, 0.7, 0.5]), np.array([0.2, 0.5, 0.3]), 0.3
+    got = mixture_regret(ts, th, pr, [5], 50, seed=4)[0]
+    rng = np.random.default_rng(4)
+    y = rng.random((50, 5)) < ts
+    ref = []
+    for seq in y:  # sequential predictive log-loss of the mixture, one symbol at a time
+        post, loss_mix, loss_star = pr.copy(), 0.0, 0.0
+        for b in seq:
+            p1 = float(post @ th)
+            loss_mix -= math.log(p1 if b else 1 - p1)
+            loss_star -= math.log(ts if b else 1 - ts)
+            post = post * (th if b else 1 - th)
+            post /= post.sum()
+        ref.append(loss_mix - loss_star)
+    assert got == pytest.approx(np.mean(ref), rel=1e-10)
+    kl = lambda q: ts * math.log(ts / q) + (1 - ts) * math.log((1 - ts) / (1 - q))
+    n = 7
+    brute = min(-math.log(sum(p for t, p in zip(th, pr) if kl(t) <= kl(e) + 1e-15)) + n * kl(e) for e in th)
+    assert resolvability_bound(ts, th, pr, n) == pytest.approx(brute)
+
+
+def test_bayes_mixture_quick():
+    quick = build_config(__import__("genlab.experiments", fromlist=["get_experiment"]).get_experiment("bayes-mixture").Config, "quick").model_dump()
+    quick.update(sequences=50, sgld_steps=800)
+    result, verdicts = run_experiment("bayes-mixture", **quick)
+    assert len(verdicts) == 5 and result["classes"]["B"]["size"] == 1000
