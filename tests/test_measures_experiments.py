@@ -72,6 +72,14 @@ def test_zoo_member_state_dicts_round_trip_through_the_store(tmp_path):
         acc = float((m.model(d.x_test).argmax(-1) == d.y_test).double().mean())
     assert acc == pytest.approx(out["result"]["metrics"]["test_acc"], abs=1e-12)
     assert {a["kind"] for a in store.artifacts(rid)} >= {"state_dict", "result"}
+    # the measures experiments read the stored zoo back (nothing retrained) with the member's own data
+    from types import SimpleNamespace
+
+    from genlab.experiments.measures._suite import ZooConfig, zoo_rows
+
+    rows = zoo_rows(ZooConfig(zoo="s1"), SimpleNamespace(store=store))
+    assert len(rows) == 1 and rows[0]["metrics"]["test_acc"] == out["result"]["metrics"]["test_acc"]
+    assert rows[0]["measures"] and np.isfinite(rows[0]["measures"]["log_prod_spec"])
 
 
 def test_random_interpolators_small_grid():

@@ -72,7 +72,7 @@ def _trained_rows(key: str) -> tuple[dict[str, Any], ...]:
     for m in members:
         row: dict[str, Any] = {"spec": m.spec, "metrics": m.metrics, "measures": {}}
         if m.reached:
-            d = data or zoo_data(c["num_samples"])
+            d = data or zoo_data(int(m.spec.get("num_samples", c["num_samples"])))  # a stored member's own data
             x, y = d.x[: int(m.spec["n_train"])], d.y[: int(m.spec["n_train"])]
             row["measures"] = all_measures(m.model, x, y, m.init_state, seed=c["seed"], draws=c["draws"], ascent_steps=c["ascent_steps"])
             row["dist_all_sq"] = sum(float((p.detach().double() - m.init_state[n].double()).pow(2).sum())

@@ -154,5 +154,6 @@ def members_from_store(store: Any, sweep: str) -> list[Member]:
         if len(paths) < 3:
             continue
         result = json.loads(paths["result.json"].read_text())
-        out.append(load_member(result["spec"], paths["model.pt"].read_bytes(), paths["init.pt"].read_bytes(), result["metrics"]))
+        spec = {**result["spec"], "num_samples": int(result.get("num_samples", 5000))}
+        out.append(load_member(spec, paths["model.pt"].read_bytes(), paths["init.pt"].read_bytes(), result["metrics"]))
     return out
