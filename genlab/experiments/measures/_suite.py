@@ -17,8 +17,8 @@ from genlab.experiments.measures._zoo import AXES, grid, members_from_store, tra
 
 QUICK_ZOO: dict[str, Any] = {"widths": [16, 64], "depths": [1, 2], "lrs": [0.02], "batch_sizes": [100], "weight_decays": [0.0],
                              "dropouts": [0.0], "n_trains": [100, 300], "num_samples": 625, "criterion": 0.05,
-                             "max_steps": 1500, "draws": 4, "ascent_steps": 5,
-                             "bootstrap": 100, "cmi_bootstrap": 20}
+                             "max_steps": 1500, "draws": 3, "ascent_steps": 3,
+                             "bootstrap": 100, "cmi_bootstrap": 10}
 FULL_ZOO: dict[str, Any] = {"widths": [32, 128], "depths": [1, 2], "lrs": [0.001, 0.003], "batch_sizes": [32, 128],
                             "weight_decays": [0.0, 0.0005], "dropouts": [0.0, 0.2], "n_trains": [1000, 4000],
                             "num_samples": 5000, "criterion": 0.01, "max_steps": 20000, "draws": 8, "ascent_steps": 10}

@@ -17,8 +17,8 @@ here, at MNIST-1D scale (the zoo of :mod:`genlab.experiments.measures._zoo`):
 Each claim passes only if its bootstrap interval (over models) excludes zero in the claimed
 direction; a small zoo (the quick preset's 8 models) rarely does, and the verdict says so. τ is
 reported oriented (× the sign each measure's source predicts, so higher = better). The CMI's
-intervals use ``cmi_bootstrap`` resamples (50; 20 in the quick preset: its cost grows with pairs ×
-conditioning sets). The quick preset's zoo (8 models, 100–300 signals) is a smoke test of the
+intervals use ``cmi_bootstrap`` resamples (50: its cost grows with pairs ×
+conditioning sets; 10 in the quick preset). The quick preset's zoo (8 models, 100–300 signals) is a smoke test of the
 protocol; its step size and batch (0.02, 100) were raised from (0.01, 50) to fit the CPU budget.
 """
 

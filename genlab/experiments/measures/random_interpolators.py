@@ -41,8 +41,8 @@ class RandomInterpolatorsConfig(ExperimentConfig):
     teacher_widths: PositiveInts = Field(default_factory=lambda: [1, 3], description="teacher widths k (odd: no output ties)")
     student_widths: PositiveInts = Field(default_factory=lambda: [3, 7], min_length=2, max_length=2, description="two student widths m")
     ns: PositiveInts = Field(default_factory=lambda: [4, 8, 16, 24], description="training-set sizes")
-    samples: int = Field(16, ge=2, description="interpolators sampled per (k, m, n)")
-    max_draws: int = Field(100_000, ge=1000, description="give up on a (k, m, n) after this many draws")
+    samples: int = Field(12, ge=2, description="interpolators sampled per (k, m, n)")
+    max_draws: int = Field(60_000, ge=1000, description="give up on a (k, m, n) after this many draws")
     sgd_steps: int = Field(300, ge=1, description="full-batch steps of the SGD-trained comparison students")
 
     @classmethod
