@@ -65,31 +65,37 @@ def granulated_tau(measure: Sequence[float], gap: Sequence[float], axes: dict[st
     return psi, groups_tau
 
 
-def _entropy(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
+def _codes(values: Sequence) -> np.ndarray:
+    """Integer codes 0..k−1 of the distinct values (rows, for a 2-D array)."""
+    arr = np.asarray(values)
+    if arr.ndim == 1 and arr.dtype == object:
+        arr = np.array([hash(v) for v in arr])
+    return np.unique(arr, axis=0 if arr.ndim > 1 else None, return_inverse=True)[1].reshape(-1)
 
 
-def conditional_mi(v_mu: Sequence[int], v_g: Sequence[int], u: Sequence[Sequence] | None = None) -> tuple[float, float]:
+def _h(counts: np.ndarray, axis: int) -> np.ndarray:
+    """Entropy (nats) of each slice of a count table along ``axis`` (0 for an empty slice)."""
+    tot = counts.sum(axis=axis, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(counts > 0, counts / np.where(tot > 0, tot, 1), 1.0)
+        return -(np.where(counts > 0, p * np.log(p), 0.0)).sum(axis=axis)
+
+
+def conditional_mi(v_mu: Sequence[int], v_g: Sequence[int], u: Sequence[Sequence] | np.ndarray | None = None) -> tuple[float, float]:
     """(I(V_μ; V_g | U), H(V_g | U)) in nats from the empirical joint distribution of the rows
     (plug-in estimate); U absent means unconditional. I = Σ_u p(u)·[H(V_μ|u) + H(V_g|u) − H(V_μ,V_g|u)]."""
-    vm, vg = list(v_mu), list(v_g)
-    us = [()] * len(vm) if u is None else [tuple(r) for r in u]
-    n = len(vm)
-    by_u: dict[tuple, list[int]] = {}
-    for k, key in enumerate(us):
-        by_u.setdefault(key, []).append(k)
-    mi = hg = 0.0
-    for rows in by_u.values():
-        pu = len(rows) / n
-        a = [vm[k] for k in rows]
-        b = [vg[k] for k in rows]
-        ha = _entropy(np.unique(a, return_counts=True)[1].astype(float))
-        hb = _entropy(np.unique(b, return_counts=True)[1].astype(float))
-        hab = _entropy(np.unique(np.array(list(zip(a, b))), axis=0, return_counts=True)[1].astype(float))
-        mi += pu * (ha + hb - hab)
-        hg += pu * hb
-    return mi, hg
+    if len(v_mu) == 0:
+        return 0.0, 0.0
+    a, b = _codes(v_mu), _codes(v_g)
+    n = a.size
+    uc = np.zeros(n, dtype=int) if u is None else _codes(np.asarray(u) if not isinstance(u, np.ndarray) else u)
+    ka, kb, ku = a.max() + 1, b.max() + 1, uc.max() + 1
+    joint = np.bincount((uc * ka + a) * kb + b, minlength=ku * ka * kb).reshape(ku, ka, kb).astype(float)
+    pu = joint.sum(axis=(1, 2)) / n
+    h_ab = _h(joint.reshape(ku, -1), 1)
+    h_a = _h(joint.sum(2), 1)
+    h_b = _h(joint.sum(1), 1)
+    return float(pu @ (h_a + h_b - h_ab)), float(pu @ h_b)
 
 
 def cmi_score(measure: Sequence[float], gap: Sequence[float], axes: dict[str, Sequence], max_conditioning: int = 2) -> tuple[float, str]:
@@ -102,11 +108,11 @@ def cmi_score(measure: Sequence[float], gap: Sequence[float], axes: dict[str, Se
     v_mu = np.sign(m[i] - m[j]).astype(int)
     v_g = np.sign(g[i] - g[j]).astype(int)
     names = list(axes)
-    vals = {k: np.asarray(list(v), dtype=object) for k, v in axes.items()}
+    codes = {k: _codes(list(v)) for k, v in axes.items()}
     best, where = float("inf"), ""
     for size in range(0, max_conditioning + 1):
         for s in itertools.combinations(names, size):
-            u = [tuple(x for k in s for x in (vals[k][a], vals[k][b])) for a, b in zip(i, j)] if s else None
+            u = np.stack([c for k in s for c in (codes[k][i], codes[k][j])], 1) if s else None
             mi, hg = conditional_mi(v_mu, v_g, u)
             score = mi / hg if hg > 0 else float("nan")
             if np.isfinite(score) and score < best:

@@ -119,7 +119,7 @@ def train_member(spec: dict[str, Any], data: ClassificationData, criterion: floa
     metrics = {
         "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
         "test_error": 1 - test_acc, "gap": train_acc - test_acc, "steps": float(steps),
-        "reached": float(train_loss <= criterion),
+        "reached": float(train_loss <= criterion), "n_train": float(n), "n_test": float(len(data.y_test)),
     }
     return Member(dict(spec), model, init, metrics)
 
@@ -154,5 +154,6 @@ def members_from_store(store: Any, sweep: str) -> list[Member]:
         if len(paths) < 3:
             continue
         result = json.loads(paths["result.json"].read_text())
-        out.append(load_member(result["spec"], paths["model.pt"].read_bytes(), paths["init.pt"].read_bytes(), result["metrics"]))
+        spec = {**result["spec"], "num_samples": int(result.get("num_samples", 5000))}
+        out.append(load_member(spec, paths["model.pt"].read_bytes(), paths["init.pt"].read_bytes(), result["metrics"]))
     return out

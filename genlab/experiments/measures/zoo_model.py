@@ -70,7 +70,7 @@ class ZooModel(Experiment):
         if hasattr(recorder, "save_bytes"):
             recorder.save_bytes("model.pt", state_bytes(m.model.state_dict()), kind="state_dict")
             recorder.save_bytes("init.pt", state_bytes(m.init_state), kind="state_dict")
-        return {"spec": spec, "metrics": m.metrics, "criterion": config.criterion}
+        return {"spec": spec, "metrics": m.metrics, "criterion": config.criterion, "num_samples": config.num_samples}
 
     def checks(self, config: ZooModelConfig, result: Result) -> list[Verdict]:
         mt = result["metrics"]
