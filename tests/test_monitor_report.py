@@ -148,3 +148,16 @@ def test_tail_panel_draws_interval_control_and_gaussian_level():
     labels = [ln.get_label() for ln in ax.get_lines()]
     assert "α̂ Gaussian control" in labels and "α = 2 (Gaussian)" in labels
     plt.close(fig)
+
+
+def test_hostile_run_and_block_names_are_drawn_as_text(tmp_path):
+    """A run or block name with matplotlib math ($...$) or HTML is shown literally, never parsed."""
+    from genlab.report.html import render_report
+
+    with Store(tmp_path) as st:
+        rid = st.create_run("monitor:$\\frac{<script>", ["not", "a", "dict"], "h", seed=0)
+        st.log_metrics(rid, [(1, "loss", 1.0), (1, "sharpness", 2.0), (1, "sharpness/$x^{", 1.0)])
+        st.finish_run(rid, "finished")
+        text = render_report(st, [rid])
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert f'alt="dashboard of run {rid}"' in text

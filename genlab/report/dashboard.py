@@ -64,6 +64,11 @@ def _line(ax: Any, data: Series, name: str, label: str | None = None, **kw: Any)
         ax.fill_between(steps, lo, hi, alpha=0.25, label=f"{label or name} {what}", **{k: v for k, v in kw.items() if k == "color"})
 
 
+def _plain(text: str) -> str:
+    """A stored string (run or block name) as literal text: matplotlib would parse ``$...$`` as math."""
+    return str(text).replace("$", r"\$")
+
+
 def _has(data: Series, name: str) -> str | None:
     """``name`` if the run has it; for a glob (``sharpness/*``) the first series it matches."""
     if name in data:
@@ -77,7 +82,7 @@ def _draw_blocks(ax: Any, data: Series, name: str) -> None:
     """Every block's series (``sharpness/<block>``), the whole model's sharpness dashed for scale."""
     prefix = name.split("/")[0] + "/"
     for k in sorted(k for k in data if k.startswith(prefix)):
-        ax.plot(*data[k], label=k[len(prefix):])
+        ax.plot(*data[k], label=_plain(k[len(prefix):]))
     whole = next((n for n in ("sharpness", "preconditioned_sharpness") if n in data and prefix == "sharpness/"), None)
     if whole == "sharpness":
         ax.plot(*data[whole], color="k", linestyle="--", label="whole model")
@@ -208,7 +213,7 @@ def dashboard_figure(data: Series, title: str = "") -> Any | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(_plain(title), fontsize=11)
     fig.tight_layout()
     return fig
 

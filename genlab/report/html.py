@@ -219,13 +219,13 @@ class _Report:
         return "".join(parts)
 
     def provenance(self, run: Mapping[str, Any]) -> str:
-        prov = stored(self.store, run)
-        command = prov["command"]
         if is_monitoring_run(run):
-            cfg = run.get("config") or {}
+            cfg = run["config"] if isinstance(run.get("config"), dict) else {}
             what = ", ".join(f"{k} {cfg[k]}" for k in ("model", "parameters", "optimizer") if cfg.get(k) is not None)
             return (f"<p class=status>recorded from the user's own model by genlab.{'Monitor' if run['experiment'].startswith('monitor:') else 'diagnose'}"
                     + (f" ({_e(what)})" if what else "") + "</p>")
+        prov = stored(self.store, run)
+        command = prov["command"]
         fields = [("genlab", prov.get("genlab") or run.get("version")), ("torch", prov.get("torch")),
                   ("numpy", prov.get("numpy")), ("Python", prov.get("python")), ("platform", prov.get("platform")),
                   ("git commit", prov.get("git_commit")), ("invoked as", prov.get("argv")),
