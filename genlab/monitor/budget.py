@@ -75,10 +75,8 @@ class Budget:
 
     def pause(self) -> None:
         """From now until the Monitor's next call is neither loop nor Monitor time."""
-        now = time.perf_counter()
-        if self._out is not None:
-            self._pending += now - self._out
-        self._out = None
+        self.enter()  # the loop time so far counts
+        self._in = self._out = None
 
     def resume(self) -> None:
         self._out = time.perf_counter()
