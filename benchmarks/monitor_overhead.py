@@ -19,7 +19,7 @@ transformer on MNIST-1D read as 10 tokens of 4 values. Reported: per method the 
 wall time to the plain loop's (summed over rounds), its overhead (ratio − 1), and for the budget
 the Monitor's own overhead estimate. Run with ``OMP_NUM_THREADS=1``:
 
-    python benchmarks/monitor_overhead.py [--steps 768] [--round 64] [--models mlp cnn transformer]
+    python benchmarks/monitor_overhead.py [--steps 512] [--round 64] [--models mlp cnn transformer]
         [--markdown benchmarks/monitor_overhead.md]
 
 JSON to stdout. Targets (issue 13): economy/16 ≤ 1.05×, economy/1 ≤ 1.5×, budget=0.1 overhead
@@ -108,6 +108,8 @@ class Runner:
             self.error = f"unsupported: {str(err).splitlines()[0][:100]}"
 
     def run(self, batches) -> float:
+        if self.mon is not None and self.mon.budget is not None:
+            self.mon.budget.resume()  # the other methods' rounds are not this loop's time
         t0 = time.perf_counter()
         for x, y in batches:
             self.step += 1
@@ -131,7 +133,10 @@ class Runner:
                 self.opt.step()
                 if self.mon is not None:
                     self.mon.step((x, y), loss=loss)
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        if self.mon is not None and self.mon.budget is not None:
+            self.mon.budget.pause()
+        return elapsed
 
 
 def bench_model(name: str, steps: int, round_steps: int, x: torch.Tensor, y: torch.Tensor, batch: int) -> dict:
@@ -161,6 +166,7 @@ def bench_model(name: str, steps: int, round_steps: int, x: torch.Tensor, y: tor
                 seconds[m] += r.run(batches)
             except Exception as err:  # noqa: BLE001 - a peer failing on the model is a result
                 failed[m] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:100]}"
+    print(f"{name}: done", file=sys.stderr, flush=True)
     base = seconds["plain"]
     out = {"model": name, "parameters": sum(p.numel() for p in build(name).parameters()), "batch": batch,
            "steps": runners["plain"].step - 1, "plain_seconds": base, "methods": {}}
@@ -214,7 +220,7 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=768)
+    ap.add_argument("--steps", type=int, default=512)
     ap.add_argument("--round", type=int, default=64)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--models", nargs="+", default=["mlp", "cnn", "transformer"])

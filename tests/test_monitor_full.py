@@ -228,3 +228,18 @@ def test_bad_batches_and_losses():
         with mon(1, (torch.randn(8, 5, dtype=torch.float64), y[:8])):
             pass
     assert math.isfinite(Monitor(model, F.cross_entropy, probes=["loss"]).step((x, y))["loss"])
+
+
+def test_paused_time_is_not_loop_time(monkeypatch):
+    clock = _FakeClock()
+    monkeypatch.setattr(budget_mod.time, "perf_counter", clock)
+    monkeypatch.setattr(monitor_mod.time, "perf_counter", clock)
+    x, y = _data()
+    mon = Monitor(_mlp(), F.cross_entropy, probes=["loss"], budget=0.5)
+    for i in range(10):
+        clock.now += 0.01
+        if i == 5:
+            with mon.paused():
+                clock.now += 100.0  # an evaluation pass
+        mon.step((x, y))
+    assert mon.budget.loop_time == pytest.approx(0.09)  # 9 steps after the first, 10 ms each

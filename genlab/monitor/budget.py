@@ -2,7 +2,7 @@
 intervals that keep it within the budget.
 
 The loop's time is what passes between the Monitor's calls (the user's forward, backward,
-optimizer step, data loading), one step's capped at 5× the running step time τ (a pause —
+optimizer step, data loading), one step's capped at 3× the running step time τ (a pause —
 evaluation, checkpointing — buys no Monitor time); the Monitor's time is what passes inside them. Each quantity's
 cost c_q (seconds per measurement) and the loop's time per step τ are exponential moving
 averages of what was measured. The allowed Monitor time per step is budget·τ plus a repayment of
@@ -10,7 +10,9 @@ the running surplus or debt over ``horizon`` steps, (budget·T_loop − T_monito
 cumulative overhead converges to the budget even when the estimates are off. It is split among
 the quantities by water-filling: cheapest rate first, each gets an equal share of what is left,
 a quantity whose base interval k_q needs less (c_q/k_q ≤ share) keeps k_q and frees the rest;
-the others get interval c_q/share steps.
+the others get interval c_q/share steps. A quantity not yet measured is planned with an assumed
+cost (a multiple of τ: :data:`genlab.monitor.monitor.PRIOR_COST`), so that an expensive first
+measurement waits until the budget affords it instead of running at step 1.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Budget:
     fraction: float
     horizon: int = 50
     smoothing: float = 0.2
-    pause_factor: float = 5.0
+    pause_factor: float = 3.0
     monitor_time: float = 0.0
     loop_time: float = 0.0
     steps: int = 0
@@ -71,6 +73,14 @@ class Budget:
             self.monitor_time += now - self._in
         self._out = now
 
+    def pause(self) -> None:
+        """From now until the Monitor's next call is neither loop nor Monitor time."""
+        self.enter()  # the loop time so far counts
+        self._in = self._out = None
+
+    def resume(self) -> None:
+        self._out = time.perf_counter()
+
     def step_done(self) -> None:
         """One training step ended: its loop time, capped at ``pause_factor``·τ (a pause — an
         evaluation pass, a checkpoint, another process — buys no Monitor time), joins the total."""
@@ -93,11 +103,14 @@ class Budget:
         return self.monitor_time / self.loop_time if self.loop_time > 0 else float("nan")
 
     # -- decisions --------------------------------------------------------------------------------
-    def plan(self, base: dict[str, int]) -> dict[str, float]:
-        """Current interval per quantity (the base interval for quantities not yet measured)."""
+    def plan(self, base: dict[str, int], prior: dict[str, float] | None = None) -> dict[str, float]:
+        """Current interval per unit; a unit not yet measured is planned with ``prior[unit]``·τ
+        as its cost (default 1·τ). Before the first step's loop time is known: no measurement."""
         if self.tau is None:
-            return {q: float(k) for q, k in base.items()}
+            self.intervals = {q: math.inf for q in base}
+            return self.intervals
         allowed = self.fraction * self.tau + (self.fraction * self.loop_time - self.monitor_time) / self.horizon
-        known = {q: (self.costs[q], k) for q, k in base.items() if q in self.costs}
-        self.intervals = {**{q: float(k) for q, k in base.items()}, **water_fill(known, allowed)}
+        prior = prior or {}
+        rates = {q: (self.costs.get(q, prior.get(q, 1.0) * self.tau), k) for q, k in base.items()}
+        self.intervals = water_fill(rates, allowed)
         return self.intervals

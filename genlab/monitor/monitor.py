@@ -66,6 +66,11 @@ PROBE_SETS: dict[str, tuple[str, ...]] = {"economy": ECONOMY, "curvature": CURVA
 QUANTITIES = FULL
 #: quantities that come from one set of per-example statistics (the user's backward in hook mode)
 BACKWARD = ("grad_norm", "per_example", "coherence", "snr")
+#: assumed cost of a first measurement, in loop steps, for the budget's plan before it is measured
+#: (Lanczos ~100 Hessian-vector products ≈ 2 steps each; Hutchinson 30; SLQ 3 × 30; a kernel of
+#: 16 Jacobian rows; the tail index one more backward over the batch)
+PRIOR_COST = {"backward": 1.0, "loss": 0.1, "distance": 0.2, "sharpness": 100.0, "trace": 60.0, "batch_sharpness": 3.0,
+              "spectrum": 180.0, "tail_index": 3.0, "kernel": 20.0, "el2n": 0.5, "coherence_random": 2.0}
 CustomProbe = Callable[[torch.nn.Module, Any, Any], Any]
 
 
@@ -345,8 +350,8 @@ class Monitor:
         for q, s in self.schedules.items():
             u = self._unit(q)
             base[u] = min(base.get(u, 10**9), s.every or 10**9)
-        plan = self.budget.plan(base)
-        due_units = {u for u in base if u not in self._last or t - self._last[u] >= plan[u]}
+        plan = self.budget.plan(base, {u: PRIOR_COST.get(u, 1.0) for u in base})
+        due_units = {u for u in base if t - self._last.get(u, 0) >= plan[u]}
         # log-spaced-only quantities keep their (ever sparser) steps; their cost is counted all the same
         due_units |= {self._unit(q) for q in asked if self.schedules[q].every is None}
         due = [q for q in self.schedules if self._unit(q) in due_units]
@@ -431,6 +436,18 @@ class Monitor:
                 self._clock_out(step_done=True)
 
     # -- time -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """``with monitor.paused():`` around work that is not training (an evaluation pass, a
+        checkpoint): its time is left out of the loop time the budget is a fraction of."""
+        if self.budget is not None:
+            self.budget.pause()
+        try:
+            yield
+        finally:
+            if self.budget is not None:
+                self.budget.resume()
+
     def _clock_in(self) -> None:
         if self.budget is not None:
             self.budget.enter()
