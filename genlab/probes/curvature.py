@@ -41,11 +41,12 @@ class EigenResult:
 
     ``eigenvalues`` descending; ``eigenvectors`` (k × P, unit rows, same order) if asked for;
     ``residuals`` ‖H u − λ u‖ of each pair; ``hvps`` the number of matrix-vector products;
-    ``converged``: every returned value is within tol·|θ|_max of an eigenvalue (its residual), and
-    no other Ritz value's residual interval reaches past the k-th returned one by more than
-    tol·|θ|_max (:func:`genlab.probes.lanczos.certified`): the values are the top k as far as the
-    Krylov space seen can tell. An eigenvalue whose eigenvector the Krylov space has (numerically)
-    not reached yet cannot be excluded by any residual test."""
+    ``converged``: every returned value θ_i is within tol·|θ_i| of an eigenvalue (its residual;
+    floored at eps^(2/3)·|θ|_max), so is the next Ritz value inward, and no other Ritz value's
+    residual interval reaches past the k-th returned one (:func:`genlab.probes.lanczos.certified`):
+    the values are the top k as far as the Krylov space seen can tell. An eigenvalue whose
+    eigenvector the Krylov space has (numerically) not reached yet cannot be excluded by any
+    residual test."""
 
     eigenvalues: np.ndarray
     residuals: np.ndarray
@@ -106,7 +107,7 @@ def operator_eigenvalues(
     res = np.broadcast_to(run.residuals(s), theta.shape).astype(np.float64)
     idx = _wanted(theta, k, which)
     idx = idx[np.argsort(-theta[idx], kind="stable")]  # descending eigenvalues
-    converged = certified(theta, res, k, which, tol)
+    converged = certified(theta, res, k, which, tol, float(torch.finfo(op.dtype).eps))
     s_t = torch.as_tensor(s[:, idx] if return_eigenvectors else s[:, idx[:1]], dtype=op.dtype)
     u = run.basis @ s_t
     top_vec = u[:, 0].clone()
@@ -148,10 +149,11 @@ def hessian_eigenvalues(
     Args:
         which: ``"largest"`` (algebraically), ``"smallest"``, ``"both"`` (k of each end) or
             ``"magnitude"`` (largest |λ|).
-        tol: stop when every wanted Ritz pair has ‖H u − θ u‖ ≤ tol·|θ|_max and no other Ritz
-            value's residual interval reaches past the k-th by more than tol·|θ|_max; each value
-            is then within tol·|θ|_max of an eigenvalue, and within (tol·|θ|_max)²/gap for an
-            isolated one (Parlett 1998, Thms 4.5.1 and 11.7.1). See ``EigenResult.converged``.
+        tol: stop when every wanted Ritz pair and the next one inward have ‖H u − θ u‖ ≤ tol·|θ|
+            (floored at eps^(2/3)·|θ|_max) and no other Ritz value's residual interval reaches
+            past the k-th; each value is then within tol·|θ| of an eigenvalue, and within
+            (tol·|θ|)²/gap for an isolated one (Parlett 1998, Thms 4.5.1 and 11.7.1). See
+            ``EigenResult.converged``.
         max_iter: cap on Lanczos steps = Hessian-vector products (default max(20k, 100), at most P).
         seed / v0: the random start vector (Gaussian, from ``seed``) or a given one (a warm start,
             e.g. the previous ``ritz_vector``).
