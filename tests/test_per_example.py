@@ -421,3 +421,36 @@ def test_snr_pooled_values_without_the_per_parameter_map() -> None:
     ok = var > 1e-12 * G.pow(2).mean(0)
     assert snr.overall.median_snr == pytest.approx(float((mu[ok].pow(2) / var[ok]).median()), rel=1e-7)
     assert "per_parameter" in snr.__dict__
+
+
+def test_attention_tap_is_removed_and_thread_safe() -> None:
+    """The F.linear tap of the attention fast path is gone after the call, also when two threads
+    run the probe at once: on copies of the model, each thread's results equal a single-threaded
+    call's; on one shared model the module is left as it was (its values are not checked: the
+    threads' hooks see both passes and ``functional_call`` swaps the shared module's tensors, so
+    concurrent calls on one model are not supported)."""
+    import copy
+    import threading
+
+    model, loss_fn, x, y = make("attention")
+    ref = per_example_stats(model, loss_fn, (x, y), second_moment=True)
+    assert nn.functional.linear is torch._C._nn.linear
+    for shared in (False, True):
+        out: list = [None, None]
+        models = [model, model] if shared else [copy.deepcopy(model), copy.deepcopy(model)]
+
+        def work(k: int) -> None:
+            out[k] = per_example_stats(models[k], loss_fn, (x, y), second_moment=True)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert nn.functional.linear is torch._C._nn.linear
+        for m in models:
+            assert not m.self_attn._forward_hooks and not m.self_attn._forward_pre_hooks
+        if not shared:
+            for st in out:
+                close(st.sq_norms, ref.sq_norms)
+                assert st.fallback == []

@@ -21,6 +21,7 @@ must equal it), so a parameter also used elsewhere goes to the fallback.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
@@ -141,31 +142,35 @@ class LinearTap:
     the rows, the bias (name and rows) and, through a tensor hook, the gradient of the output.
     A target used any other way (a view that is not a row block) is recorded as ``bad``.
 
-    Active inside ``with tap:``, which points ``torch.nn.functional.linear`` (the name
-    ``F.multi_head_attention_forward`` calls) at the tap and restores it on exit. (A
-    ``TorchFunctionMode`` cannot see these calls: ``multi_head_attention_forward`` is itself
-    dispatched to the mode, which runs it with the mode switched off.)"""
+    Active inside ``with tap:`` in the calling thread: while any tap is active (in any thread),
+    ``torch.nn.functional.linear`` — the name ``F.multi_head_attention_forward`` calls — is a
+    wrapper that hands each call to the calling thread's active taps; the original is put back
+    when the last tap exits. (A ``TorchFunctionMode`` cannot see these calls:
+    ``multi_head_attention_forward`` is itself dispatched to the mode, which runs it with the mode
+    switched off.)"""
 
     def __init__(self, weights: dict[int, tuple[str, torch.Tensor]], biases: dict[int, tuple[str, torch.Tensor]]):
         self.weights, self.biases = weights, biases
         self.calls: list[dict[str, Any]] = []
         self.bad = False
-        self._saved: list[Any] = []
 
     def __enter__(self) -> "LinearTap":
-        self._saved.append(F.linear)
-        original = self._saved[-1]
-
-        def linear(input, weight, bias=None):
-            out = original(input, weight, bias)
-            self._record(input, weight, bias, out)
-            return out
-
-        F.linear = linear
+        global _installed
+        with _lock:
+            if _installed == 0:
+                F.linear = _tapped_linear
+            _installed += 1
+        _taps().append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        F.linear = self._saved.pop()
+        global _installed
+        if self in _taps():
+            _taps().remove(self)
+        with _lock:
+            _installed -= 1
+            if _installed == 0:
+                F.linear = _ORIGINAL_LINEAR
 
     @staticmethod
     def _find(t: torch.Tensor | None, targets: dict[int, tuple[str, torch.Tensor]]) -> tuple[str | None, slice | None]:
@@ -193,6 +198,25 @@ class LinearTap:
             self.calls.append(rec)
 
 
+_ORIGINAL_LINEAR = F.linear
+_lock = threading.Lock()
+_installed = 0  # taps active in all threads
+_local = threading.local()
+
+
+def _taps() -> list[LinearTap]:
+    if not hasattr(_local, "taps"):
+        _local.taps = []
+    return _local.taps
+
+
+def _tapped_linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    out = _ORIGINAL_LINEAR(input, weight, bias)
+    for tap in _taps():
+        tap._record(input, weight, bias, out)
+    return out
+
+
 def mha_batch(args: tuple, kwargs: dict, module: nn.MultiheadAttention) -> int | None:
     """The batch size of a MultiheadAttention call (None for unbatched inputs)."""
     q = args[0] if args else kwargs.get("query")
@@ -202,27 +226,32 @@ def mha_batch(args: tuple, kwargs: dict, module: nn.MultiheadAttention) -> int |
 
 
 class TapForward:
-    """Replaces ``module.forward`` (an instance attribute, removed by :meth:`restore`) by one that
-    runs the original under a :class:`LinearTap` and notes the batch size of each call."""
+    """Runs ``module``'s forward under a :class:`LinearTap` (entered by a forward pre-hook, left by
+    a forward hook) and notes the batch size of each call; :meth:`restore` removes the hooks and
+    leaves the tap if a forward raised in between."""
 
     def __init__(self, module: nn.Module, tap: LinearTap):
         self.module, self.tap, self.batches = module, tap, []
-        self._had = "forward" in module.__dict__
-        self._old = module.__dict__.get("forward")
-        original = module.forward
+        self._depth = 0
 
-        def forward(*args, **kwargs):
-            self.batches.append(mha_batch(args, kwargs, module))
-            with tap:
-                return original(*args, **kwargs)
+        def enter(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+            self.batches.append(mha_batch(args, kwargs, mod))
+            tap.__enter__()
+            self._depth += 1
 
-        module.forward = forward
+        def leave(mod: nn.Module, args: tuple, output: Any) -> None:
+            if self._depth:
+                self._depth -= 1
+                tap.__exit__()
+
+        self._handles = [module.register_forward_pre_hook(enter, with_kwargs=True), module.register_forward_hook(leave)]
 
     def restore(self) -> None:
-        if self._had:
-            self.module.forward = self._old
-        else:
-            del self.module.forward
+        for h in self._handles:
+            h.remove()
+        while self._depth:
+            self._depth -= 1
+            self.tap.__exit__()
 
 
 def positions(t: torch.Tensor, B: int) -> torch.Tensor:
