@@ -71,8 +71,8 @@ class OverparameterizedConvergenceConfig(ExperimentConfig):
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
-        return {"quick": {}, "full": {"ns": [4, 8, 16, 32, 64, 128], "widths": [4, 8, 16, 32, 64, 128, 256],
-                                      "seeds": 4, "steps": 3000, "depth": 3}}
+        return {"quick": {}, "full": {"ns": [4, 8, 16, 32, 64], "widths": [4, 8, 16, 32, 64, 128],
+                                      "seeds": 3, "steps": 2000}}
 
 
 def _train(net: NTKMLP, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int,
