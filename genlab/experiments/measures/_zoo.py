@@ -77,6 +77,7 @@ class Member:
     model: nn.Sequential
     init_state: dict[str, torch.Tensor]
     metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) after every epoch
 
     @property
     def reached(self) -> bool:
@@ -100,6 +101,7 @@ def train_member(spec: dict[str, Any], data: ClassificationData, criterion: floa
     g = torch.Generator().manual_seed(seed + 1)
     b = min(int(spec["batch_size"]), n)
     steps, loss = 0, _eval(model, x, y)[0]
+    curve = [(0, loss)]
     while steps < max_steps and loss > criterion and loss == loss:
         model.train()
         perm = torch.randperm(n, generator=g)
@@ -114,6 +116,7 @@ def train_member(spec: dict[str, Any], data: ClassificationData, criterion: floa
                 if steps >= max_steps:
                     break
         loss = _eval(model, x, y)[0]
+        curve.append((steps, loss))
     train_loss, train_acc = _eval(model, x, y)
     test_loss, test_acc = _eval(model, data.x_test, data.y_test)
     metrics = {
@@ -121,7 +124,7 @@ def train_member(spec: dict[str, Any], data: ClassificationData, criterion: floa
         "test_error": 1 - test_acc, "gap": train_acc - test_acc, "steps": float(steps),
         "reached": float(train_loss <= criterion), "n_train": float(n), "n_test": float(len(data.y_test)),
     }
-    return Member(dict(spec), model, init, metrics)
+    return Member(dict(spec), model, init, metrics, curve)
 
 
 def grid(axes: dict[str, Iterable[Any]]) -> list[dict[str, Any]]:

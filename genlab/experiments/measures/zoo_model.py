@@ -60,6 +60,7 @@ class ZooModel(Experiment):
                                            "too few steps, a step size too small or too much weight decay or dropout",
                                            "raise max_steps or lr"),
     }
+    captions = {"training.png": "Training cross-entropy after every epoch against the criterion (dashed): the precondition."}
     Config = ZooModelConfig
 
     def run(self, config: ZooModelConfig, recorder: Any) -> Result:
@@ -70,7 +71,8 @@ class ZooModel(Experiment):
         if hasattr(recorder, "save_bytes"):
             recorder.save_bytes("model.pt", state_bytes(m.model.state_dict()), kind="state_dict")
             recorder.save_bytes("init.pt", state_bytes(m.init_state), kind="state_dict")
-        return {"spec": spec, "metrics": m.metrics, "criterion": config.criterion, "num_samples": config.num_samples}
+        return {"spec": spec, "metrics": m.metrics, "criterion": config.criterion, "num_samples": config.num_samples,
+                "curve": [list(c) for c in m.curve]}
 
     def checks(self, config: ZooModelConfig, result: Result) -> list[Verdict]:
         mt = result["metrics"]
@@ -94,6 +96,21 @@ class ZooModel(Experiment):
                 kind="finding",
             ),
         ]
+
+    def figures(self, config: ZooModelConfig, result: Result) -> dict[str, Any]:
+        from genlab.experiments.measures._suite import figure_style
+
+        plt = figure_style()
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        steps, losses = zip(*result["curve"]) if result.get("curve") else ((), ())
+        ax.plot(steps, losses, marker=".", label="training cross-entropy (eval mode)")
+        ax.axhline(config.criterion, ls="--", color="r", label=f"criterion {config.criterion:g}")
+        ax.set_yscale("log")
+        ax.set_xlabel("optimizer step")
+        ax.legend(fontsize=7)
+        ax.set_title(f"test accuracy {result['metrics']['test_acc']:.3f}", fontsize=9)
+        fig.tight_layout()
+        return {"training.png": fig}
 
 
 EXPERIMENT = ZooModel()
