@@ -57,6 +57,12 @@ class Experiment(ABC):
         """Matplotlib figures by file name (``name.png``)."""
         return {}
 
+    def theory_curve(self, metric: str, key: str, values: list[float], config: dict[str, Any]) -> list[float] | None:
+        """The theory's prediction of the final value of ``metric`` at each of ``values`` of the config
+        ``key`` (every other key as in ``config``), drawn by ``genlab sweep-report`` against the swept
+        key; None where the experiment has no prediction for that metric and key (the default)."""
+        return None
+
 
 def _members(result: Any) -> list[str]:
     """The ``status`` of every member run recorded in a result: each dict (at any depth of

@@ -49,6 +49,20 @@ def named_plan(plan: Any, sweep_name: str, home: Path | None) -> Any:
     return dataclasses.replace(plan, sweep=sweep_name)
 
 
+def point_progress_text(running: dict[int, dict[str, Any]], limit: int = 3) -> str:
+    """The running points' own progress, e.g. ``point 3: 1200/3000 steps (40%)``, at most ``limit``
+    points (then ``+k more``)."""
+    parts = []
+    for index in sorted(running)[:limit]:
+        p = running[index]
+        total = max(int(p["total"]), 0)
+        pct = f" ({100 * min(p['completed'], total) // total}%)" if total else ""
+        parts.append(f"point {index}: {p['completed']}/{total} {p['unit']}{pct}")
+    if len(running) > limit:
+        parts.append(f"+{len(running) - limit} more")
+    return " · ".join(parts)
+
+
 @click.command("sweep", short_help="Run an experiment over a grid of configs (resumable).")
 @click.argument("name")
 @click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,…|KEY=A:B", help="a swept key (repeatable); A:B is A, …, B−1")
@@ -91,14 +105,21 @@ def sweep_cmd(name: str, grids: tuple[str, ...], preset: str | None, sets: tuple
     live = err.is_terminal
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("points ·"),
                TextColumn("{task.fields[failed]} failed · {task.fields[remaining]} remaining"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[running]}"))
     t0 = time.time()
     with Progress(*columns, console=err, disable=not live, transient=False) as progress:
-        task = progress.add_task(plan.sweep, total=len(plan.points), failed=0, remaining=len(plan.points))
+        task = progress.add_task(plan.sweep, total=len(plan.points), failed=0, remaining=len(plan.points), running="")
+        running: dict[int, dict[str, Any]] = {}
 
         def on_event(kind: str, point: Any, stats: Any, res: Any) -> None:
+            if kind == "progress":
+                running[point.index] = res
+            elif point is not None:
+                running.pop(point.index, None)
             progress.update(task, completed=stats.skipped + stats.done + stats.failed, failed=stats.failed,
-                            remaining=stats.remaining)
+                            remaining=stats.remaining, running=escape(point_progress_text(running)))
+            if kind == "progress":
+                return
             if kind == "start" and stats.skipped:
                 err.print(f"{stats.skipped} points already finished: skipped")
             if kind in ("done", "failed") and not live:

@@ -99,6 +99,17 @@ def _write_result(store: Store, run_id: int, out: dict[str, Any]) -> None:
     store.finish_run(run_id, out["status"])
 
 
+def _emit_progress(executor: Any, plan: SweepPlan, emit: Callable[..., None], stats: SweepStats) -> None:
+    """Forward the running points' progress messages, the latest per point, as ``progress`` events."""
+    latest: dict[Any, tuple[Any, str, int, int, str]] = {}
+    for msg in getattr(executor, "progress", lambda: [])():
+        latest[msg[0]] = msg
+    for token, description, completed, total, unit in latest.values():
+        if isinstance(token, int) and 0 <= token < len(plan.points):
+            emit("progress", plan.points[token], stats,
+                 {"description": description, "completed": completed, "total": total, "unit": unit})
+
+
 class _Interrupted(BaseException):
     pass
 
@@ -116,7 +127,8 @@ def run_sweep(
     """Run the plan's pending points on ``executor``; return the counts.
 
     ``on_event(kind, point, stats, out)`` is called with ``start`` (after planning), ``done`` /
-    ``failed`` per point. On SIGINT/SIGTERM the in-flight points are marked ``interrupted``, the
+    ``failed`` per point, and ``progress`` with ``out = {"description", "completed", "total",
+    "unit"}`` when a running point's own progress bar moves (executors that report it). On SIGINT/SIGTERM the in-flight points are marked ``interrupted``, the
     executor is stopped and ``KeyboardInterrupt`` is raised."""
     finished = {r["config_hash"] for r in store.runs(sweep=plan.sweep) if r["status"] in DONE}
     pending = [p for p in plan.points if p.hash not in finished]
@@ -134,7 +146,8 @@ def run_sweep(
                     plan.experiment, point.config, point.hash, int(point.config.get("seed", 0)),
                     preset=plan.preset, sweep=plan.sweep,
                 )
-                in_flight[executor.submit(plan.experiment, point.config)] = (point, run_id)
+                in_flight[executor.submit(plan.experiment, point.config, token=point.index)] = (point, run_id)
+            _emit_progress(executor, plan, emit, stats)
             for handle, out in executor.wait(list(in_flight), timeout=0.5):
                 point, run_id = in_flight.pop(handle)
                 _write_result(store, run_id, out)

@@ -23,7 +23,9 @@ RAY_HINT = "install it with: pip install 'genlab[ray]'  (or: pip install 'ray[de
 class Executor(Protocol):
     slots: int
 
-    def submit(self, name: str, config: dict[str, Any]) -> Any: ...
+    def submit(self, name: str, config: dict[str, Any], token: Any = None) -> Any: ...
+
+    def progress(self) -> list[tuple[Any, str, int, int, str]]: ...
 
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]: ...
 
@@ -43,10 +45,15 @@ class LocalExecutor:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["genlab.sweep.worker", "genlab.sweep._preload"])
         driver = (os.getpid(), process_start(os.getpid()))
-        self._pool = ctx.Pool(self.slots, initializer=init_worker, initargs=(threads, driver))
+        self._progress = ctx.Queue()  # the points' own progress, (token, description, completed, total, unit)
+        self._pool = ctx.Pool(self.slots, initializer=init_worker, initargs=(threads, driver, self._progress))
 
-    def submit(self, name: str, config: dict[str, Any]) -> Any:
-        return self._pool.apply_async(run_point, (name, config))
+    def submit(self, name: str, config: dict[str, Any], token: Any = None) -> Any:
+        return self._pool.apply_async(run_point, (name, config, token))
+
+    def progress(self) -> list[tuple[Any, str, int, int, str]]:
+        """The progress messages the running points sent since the last call (oldest first)."""
+        return _drain(self._progress)
 
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
         deadline = time.monotonic() + timeout
@@ -62,6 +69,20 @@ class LocalExecutor:
         else:
             self._pool.close()
         self._pool.join()
+        self._progress.close()
+        self._progress.cancel_join_thread()
+
+
+def _drain(queue: Any, limit: int = 10_000) -> list[Any]:
+    import queue as q
+
+    out = []
+    while len(out) < limit:
+        try:
+            out.append(queue.get_nowait())
+        except (q.Empty, OSError, ValueError):  # empty, or closed
+            break
+    return out
 
 
 def _get_local(handle: Any) -> dict[str, Any]:
@@ -78,8 +99,15 @@ class InlineExecutor:
 
     slots = 1
 
-    def submit(self, name: str, config: dict[str, Any]) -> Any:
-        return _Done(run_point(name, config))
+    def __init__(self) -> None:
+        self._events: list[tuple[Any, str, int, int, str]] = []
+
+    def submit(self, name: str, config: dict[str, Any], token: Any = None) -> Any:
+        return _Done(run_point(name, config, token, progress=self._events.append))
+
+    def progress(self) -> list[tuple[Any, str, int, int, str]]:
+        out, self._events = self._events, []
+        return out
 
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
         return [(h, h.out) for h in handles]
@@ -131,10 +159,14 @@ class RayExecutor:
         self._remote = ray.remote(num_cpus=1)(_ray_point)
         self._pending: set[Any] = set()
 
-    def submit(self, name: str, config: dict[str, Any]) -> Any:
+    def submit(self, name: str, config: dict[str, Any], token: Any = None) -> Any:
         ref = self._remote.remote(name, config, self.threads)
         self._pending.add(ref)
         return ref
+
+    def progress(self) -> list[tuple[Any, str, int, int, str]]:
+        """Ray tasks report no progress inside a point (only their completion)."""
+        return []
 
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
         ready, _ = self._ray.wait(list(handles), num_returns=1, timeout=timeout)

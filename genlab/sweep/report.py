@@ -77,7 +77,8 @@ def summarize(store: Store, sweep: str) -> dict[str, Any]:
     claims: list[str] = []
     for r in runs:
         cell_values = {k: r["config"].get(k) for k in swept}
-        cell = cells.setdefault(_key(cell_values), {"values": cell_values, "seeds": [], "metrics": {}, "checks": {}})
+        cell = cells.setdefault(_key(cell_values), {"values": cell_values, "seeds": [], "metrics": {}, "checks": {},
+                                                    "config": r["config"]})
         cell["seeds"].append(r["seed"])
         cell.setdefault("runs", []).append(r["id"])
         for name, value in store.final_metrics(r["id"]).items():
@@ -108,8 +109,44 @@ def _cell_label(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items()) or "all points"
 
 
+def theory_curve(summary: dict[str, Any], metric: str, key: str, label: str, xs: list[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The experiment's theory for ``metric`` against ``key`` on a dense grid over [min xs, max xs],
+    the other keys as in the first cell of the line ``label`` (see ``Experiment.theory_curve``)."""
+    from genlab.errors import InputError
+    from genlab.experiments import get_experiment
+
+    try:
+        exp = get_experiment(summary["experiment"])
+    except (InputError, KeyError):
+        return None
+    others = [k for k in summary["swept"] if k != key]
+    cell = next((c for c in summary["cells"] if ", ".join(f"{k}={c['values'][k]}" for k in others) == label), None)
+    if cell is None or not xs:
+        return None
+    lo, hi = float(min(xs)), float(max(xs))
+    grid = np.geomspace(lo, hi, 100) if lo > 0 and hi / lo > 10 else np.linspace(lo, hi, 100)
+    ys = exp.theory_curve(metric, key, grid.tolist(), dict(cell.get("config") or {}))
+    if ys is None:
+        return None
+    return grid, np.asarray(ys, dtype=float)
+
+
 def _plot(summary: dict[str, Any], metric: str, key: str) -> str | None:
-    """An error-bar plot of ``metric`` against the swept ``key`` (one line per value of the other keys)."""
+    """:func:`metric_figure` as base64 PNG (None when the key's values are not numbers)."""
+    import matplotlib.pyplot as plt
+
+    fig = metric_figure(summary, metric, key)
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def metric_figure(summary: dict[str, Any], metric: str, key: str) -> Any:
+    """An error-bar plot of ``metric`` against the swept ``key`` (one line per value of the other keys),
+    with the experiment's theory curve dashed where it has one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,23 +163,25 @@ def _plot(summary: dict[str, Any], metric: str, key: str) -> str | None:
         label = ", ".join(f"{k}={cell['values'][k]}" for k in others)
         lines.setdefault(label, []).append((x, m, lo, hi))
     fig, ax = plt.subplots(figsize=(4.6, 3.0))
-    for label, pts in lines.items():
+    for j, (label, pts) in enumerate(lines.items()):
         pts.sort(key=lambda p: p[0])
         xs = [p[0] for p in pts]
         ms = np.array([p[1] for p in pts])
         err = np.array([[p[1] - p[2] if math.isfinite(p[2]) else 0 for p in pts],
                         [p[3] - p[1] if math.isfinite(p[3]) else 0 for p in pts]])
-        ax.errorbar(xs, ms, yerr=err, marker="o", capsize=3, label=label or None)
+        ax.errorbar(xs, ms, yerr=err, marker="o", capsize=3, color=f"C{j}", label=label or None)
+        curve = theory_curve(summary, metric, key, label, xs)
+        if curve is not None:
+            ax.plot(curve[0], curve[1], "--", color=f"C{j}", lw=1, gid="theory",
+                    label="theory" + (f" ({label})" if label else ""))
     ax.set_xlabel(key)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} (mean and interval over seeds)", fontsize=9)
+    theory = any(a.get_gid() == "theory" for a in ax.lines)
+    ax.set_title(f"{metric} (mean and interval over seeds{'; dashed: theory' if theory else ''})", fontsize=9)
     if any(lines):
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return fig
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#1b1f24;padding:0 1rem}

@@ -15,6 +15,46 @@ from typing import Any
 from genlab.store import process_alive
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PROGRESS_EVERY = 0.25  # seconds between two progress messages of a point (its last one always goes)
+
+_progress_sink: Any = None  # where a pool worker sends its points' progress (set by init_worker)
+
+
+class _PointBar:
+    """A point's progress bar inside a worker: counts, and sends ``(token, description, completed,
+    total, unit)`` to ``sink`` at most every PROGRESS_EVERY seconds and when it closes."""
+
+    def __init__(self, sink: Any, token: Any, description: str, total: int, unit: str):
+        self.sink, self.token, self.description, self.total, self.unit = sink, token, description, int(total), unit
+        self.completed, self._last = 0, 0.0
+
+    def _send(self) -> None:
+        self._last = time.monotonic()
+        try:
+            self.sink((self.token, self.description, self.completed, self.total, self.unit))
+        except Exception:  # progress is best effort: a full or closed channel never fails the point
+            pass
+
+    def advance(self, n: int = 1) -> None:
+        self.completed += n
+        if time.monotonic() - self._last >= PROGRESS_EVERY:
+            self._send()
+
+    def __enter__(self) -> "_PointBar":
+        self._send()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._send()
+
+
+def progress_factory(sink: Any, token: Any) -> Any:
+    """A recorder progress factory whose bars report to ``sink(message)`` under ``token``."""
+
+    def make(description: str, total: int, unit: str = "steps") -> _PointBar:
+        return _PointBar(sink, token, description, total, unit)
+
+    return make
 
 
 def _parent_death_signal() -> None:
@@ -42,13 +82,17 @@ def watch_driver(pid: int, start: str | None, every: float = 0.5) -> threading.T
     return thread
 
 
-def init_worker(threads: int = 1, driver: tuple[int, str | None] | None = None) -> None:
+def init_worker(threads: int = 1, driver: tuple[int, str | None] | None = None, progress: Any = None) -> None:
     """Pool initializer: the driver handles SIGINT (workers ignore it); ``threads`` intra-op threads
     (the worker's share of the CPUs, :mod:`genlab.threads`; also ``OMP_NUM_THREADS`` for its children).
 
     With ``driver = (pid, start)`` the worker dies with its parent (``PR_SET_PDEATHSIG``) and a
-    watchdog thread ends it when the driver process is gone (its parent may be a fork server)."""
+    watchdog thread ends it when the driver process is gone (its parent may be a fork server).
+    ``progress``: a queue the points' progress messages go to (see :func:`run_point`)."""
+    global _progress_sink
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if progress is not None:
+        _progress_sink = progress.put_nowait
     if driver is not None:
         _parent_death_signal()
         watch_driver(*driver)
@@ -59,8 +103,12 @@ def init_worker(threads: int = 1, driver: tuple[int, str | None] | None = None) 
     apply_threads(threads)
 
 
-def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
+def run_point(name: str, config: dict[str, Any], token: Any = None, progress: Any = None) -> dict[str, Any]:
     """Run experiment ``name`` with the validated ``config`` values.
+
+    The experiment's own progress bars (``recorder.progress``) report ``(token, description,
+    completed, total, unit)`` to ``progress(message)``, or to the pool's progress queue when the
+    worker has one and ``token`` is given; without either they are silent.
 
     Returns ``status`` (finished/diverged/failed), ``rows`` (metric rows), ``result``,
     ``verdicts`` (dicts), ``figures`` (name → PNG bytes), ``error`` and ``seconds``. An exception
@@ -68,7 +116,8 @@ def run_point(name: str, config: dict[str, Any]) -> dict[str, Any]:
     t0 = time.time()
     from genlab.recorder import MemoryRecorder
 
-    recorder = MemoryRecorder()
+    sink = progress or (_progress_sink if token is not None else None)
+    recorder = MemoryRecorder(progress_factory(sink, token) if sink is not None else None)
     try:
         import torch
 

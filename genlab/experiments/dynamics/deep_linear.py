@@ -14,6 +14,7 @@ random (not decoupled) initialization checks that the modes are still learned in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,8 @@ class DeepLinear(Experiment):
                     prefix=f"{init}/", log_every=20, progress=bar,
                 ).fit()
                 out[init] = {"u": [traj[k] for k in sorted(traj)], "status": res.status, "final_loss": res.loss}
+        u_dec = np.asarray(out["decoupled"]["u"], dtype=float).reshape(-1, s.size)
+        recorder.log_many({f"decoupled/steps_to_half_{i}": self._crossing(u_dec[:, i], 0.5 * a) for i, a in enumerate(s)}, steps)
         t = np.arange(steps + 1, dtype=float)
         out["theory"] = [saxe_mode_strength(t, si, config.u0, tau).tolist() for si in s]
         return out
@@ -182,6 +185,29 @@ class DeepLinear(Experiment):
                 paper=PAPER,
             )
         )
+        return out
+
+    _HALF = re.compile(r"decoupled/steps_to_half_(\d+)")
+
+    def theory_curve(self, metric: str, key: str, values: list[float], config: dict[str, Any]) -> list[float] | None:
+        """Steps for mode i to reach s_i/2 (the decoupled run's ``decoupled/steps_to_half_i``):
+        (τ/2s)·ln[u_f(s − u₀)/(u₀(s − u_f))] with τ = 1/lr (Saxe et al. 2013, Sec. 2), against ``lr``,
+        ``u0`` or ``singular_values`` held as in ``config``."""
+        m = self._HALF.fullmatch(metric)
+        if m is None or key not in ("lr", "u0"):
+            return None
+        i = int(m.group(1))
+        svals = config.get("singular_values") or []
+        if i >= len(svals):
+            return None
+        s = float(svals[i])
+        out = []
+        for v in values:
+            c = {**config, key: float(v)}
+            try:
+                out.append(saxe_learning_time(s, float(c["u0"]), 0.5 * s, 1.0 / float(c["lr"])))
+            except ValueError:  # outside the formula's domain (u₀ ≥ s/2, lr ≤ 0)
+                out.append(float("nan"))
         return out
 
     def figures(self, config: DeepLinearConfig, result: Result) -> dict[str, Any]:
