@@ -84,7 +84,7 @@ def test_monitor_hook_mode_equals_standalone_probes_and_keeps_grad():
         loss.backward()
     grads = [p.grad.clone() for p in model.parameters()]
     got = {k: v[-1][1] for k, v in mon.history.items()}
-    assert mon.t == 1 and got["loss"] == pytest.approx(float(loss), rel=1e-12)
+    assert mon.t == 1 and got["loss"] == pytest.approx(float(loss.detach()), rel=1e-12)
     assert got["grad_norm"] == pytest.approx(float(torch.cat([g.reshape(-1) for g in grads]).norm()), rel=1e-12)
     assert got["coherence"] == pytest.approx(gradient_coherence(model, F.cross_entropy, (x, y)).alpha, rel=1e-9)
     assert got["snr"] == pytest.approx(gradient_snr(model, F.cross_entropy, (x, y)).overall.pooled_snr, rel=1e-9)
