@@ -158,3 +158,14 @@ def test_bad_activation_is_refused() -> None:
         dual_activation("swish")
     with pytest.raises(ValueError, match="coefficients"):
         dual_activation("hermite", coefficients=[0.5, 0.6])
+
+
+def test_deep_relu_ntk_tends_to_a_quarter_off_the_diagonal() -> None:
+    """Hand-checked limit: for ReLU the angles shrink as θ_h ≈ 3π/h, so Π_{h'>h} ξ'(ρ_h') ≈ (h/L)³
+    and Θ^L(x, x') ≈ Σ_h (h/L)³ ≈ L/4 while Θ^L(x, x) = L + 1: the normalized NTK → 1/4 off the
+    diagonal for every pair of distinct inputs. Corrections are of relative order log(L)/L
+    (≈ 1e-3 at L = 10⁴); tolerance 5e-3."""
+    rng = np.random.default_rng(3)
+    k = dual_ntk(rng.standard_normal((5, 4)), None, 10_000, "relu", normalize=True)
+    off = k[~np.eye(5, dtype=bool)]
+    assert np.allclose(np.diag(k), 1.0) and np.all(np.abs(off - 0.25) < 5e-3)

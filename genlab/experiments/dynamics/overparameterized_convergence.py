@@ -298,6 +298,9 @@ class OverparameterizedConvergence(Experiment):
         w = np.array(widths, dtype=float)
         ref = np.nanmean([r.get("weight_change", np.nan) for r in self._group(result, ns[0], widths[-1])])
         axes[2].loglog(w, ref * (w / w[-1]) ** -0.5, "k--", lw=1, label="∝ m^(−1/2)")
+        for ax in axes[1:]:
+            ax.set_xticks(widths, [str(m) for m in widths])
+            ax.minorticks_off()
         axes[2].set_xlabel("width m")
         axes[2].set_ylabel("‖θ_T − θ0‖/‖θ0‖")
         axes[2].legend(fontsize=6)
