@@ -70,8 +70,14 @@ def test_gaussian_control_has_the_noise_scale_and_no_global_draws():
     state = torch.get_rng_state()
     c = gaussian_control(noise, torch.Generator().manual_seed(1))
     assert torch.equal(state, torch.get_rng_state())
-    ratio = c.std(0) / noise.std(0)
-    assert float(ratio.median()) == pytest.approx(1.0, abs=0.15)
+    # The control keeps each coordinate's scale up to one common factor (1.4826·MAD over 8 rows
+    # is biased low, ≈ 0.65σ here); a common factor does not move α̂, which compares log-means.
+    scale = torch.linspace(0.1, 3, 500, dtype=torch.float64)
+    ls, lc = scale.log(), c.std(0).log()
+    slope = float(((ls - ls.mean()) * (lc - lc.mean())).sum() / ((ls - ls.mean()) ** 2).sum())
+    assert slope == pytest.approx(1.0, abs=0.1)  # se of the slope here ≈ 0.03 (8-row std and MAD noise)
+    x = noise[:, 100:]
+    assert tail_index_interval(0.5 * x).alpha == pytest.approx(tail_index_interval(x).alpha, rel=1e-9)
 
 
 def test_water_fill_by_hand_and_against_the_constraint():

@@ -32,7 +32,7 @@ from genlab.probes._setup import load_data, take
 from genlab.probes.curvature import hessian_eigenvalues
 from genlab.probes.data_importance import el2n_scores
 from genlab.probes.distance import distance_from_init
-from genlab.monitor.noise import tail_index_interval
+from genlab.monitor.noise import tail_scalars as _tail_scalars
 from genlab.monitor.verdicts import coherence_verdict, tail_verdict
 from genlab.probes.gradient_stats import gradient_coherence, gradient_snr, minibatch_gradient_noise
 from genlab.probes.spectrum import hessian_spectrum
@@ -114,36 +114,10 @@ def _forward(model: torch.nn.Module, x: Any) -> Any:
             m.training = t
 
 
-MAD_TO_SD = 1.4826  # σ = 1.4826 · MAD for a Gaussian (1/Φ⁻¹(3/4))
-
-
-def robust_gaussian_control(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian rows with each coordinate's scale σ_j = 1.4826 · MAD_j of ``noise`` (rows centred).
-
-    Why not the standard deviation (:func:`genlab.monitor.noise.gaussian_control`): the sample std
-    of heavy-tailed coordinates is itself heavy-tailed across coordinates, so a control built from
-    it is a heavy scale mixture and its α̂ falls with the data's (on Cauchy noise both come out
-    near 1, and the finding can never fire). The MAD is a consistent, outlier-robust estimate of σ
-    for Gaussian coordinates, so the control keeps the real spread of scales and nothing else.
-    Where the MAD is 0 (a coordinate that is mostly constant: e.g. a ReLU unit active in few
-    minibatches) the standard deviation stands in."""
-    x = noise.double()
-    s = MAD_TO_SD * (x - x.median(0).values).abs().median(0).values
-    s = torch.where(s > 0, s, x.std(0, unbiased=False))
-    g = torch.randn(x.shape, generator=generator, dtype=torch.float64) * s
-    return g - g.mean(0, keepdim=True)
-
-
 def tail_scalars(noise: torch.Tensor, seed: int) -> dict[str, float]:
-    """α̂ of the noise rows with its 95% interval (:func:`genlab.monitor.noise.tail_index_interval`),
-    and of :func:`robust_gaussian_control` (series names as the Monitor's)."""
-    live = noise.abs().amax(0) > 0  # a coordinate without any noise (no gradient at all) is no sample
-    noise = noise[:, live]
-    a = tail_index_interval(noise)
-    c = tail_index_interval(robust_gaussian_control(noise, torch.Generator().manual_seed(seed + 1)))
-    return {"tail_index": a.alpha, "tail_index_low": a.low, "tail_index_high": a.high, "tail_index_control": c.alpha,
-            "tail_index_control_low": c.low, "tail_index_control_high": c.high, "tail_index_rows": float(noise.shape[0]),
-            "tail_index_coordinates": float(noise.shape[1])}
+    """α̂ of the noise rows with its 95% interval and its Gaussian control
+    (:func:`genlab.monitor.noise.tail_scalars`), the control drawn from ``seed + 1``."""
+    return _tail_scalars(noise, torch.Generator().manual_seed(seed + 1))
 
 
 def _validate(model: Any, loss_fn: Any, k: int, max_examples: int | None, hardest: int, name: str) -> None:

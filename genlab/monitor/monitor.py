@@ -41,7 +41,7 @@ import torch
 
 from genlab.errors import InputError, did_you_mean
 from genlab.monitor.budget import Budget
-from genlab.monitor.noise import gaussian_control, tail_index_interval
+from genlab.monitor.noise import tail_scalars
 from genlab.monitor.schedule import Schedule
 from genlab.monitor.thresholds import Threshold, optimizer_threshold
 from genlab.monitor.verdicts import coherence_verdict, eoss_verdict, live_verdicts, regime_verdicts, tail_verdict
@@ -640,10 +640,7 @@ class Monitor:
             self._note(f"tail index: a batch of {n} examples cannot be split into {self.tail_splits} minibatches; skipped")
             return {}
         noise = minibatch_gradient_noise(self.model, self.loss_fn, batch, b, seed=self.t)
-        a = tail_index_interval(noise)
-        c = tail_index_interval(gaussian_control(noise, self._gen))
-        return {"tail_index": a.alpha, "tail_index_low": a.low, "tail_index_high": a.high,
-                "tail_index_control": c.alpha, "tail_index_control_low": c.low, "tail_index_control_high": c.high}
+        return tail_scalars(noise, self._gen)
 
     def _fixed_batch(self, batch: Any) -> Any:
         if self._probe_batch is None:
