@@ -85,12 +85,12 @@ METHODS = {
 BASE = "curvlinops xtrace"
 
 
-def bench(kind: str, budgets: list[int], seeds: int) -> dict:
+def bench(kind: str, budgets: list[int], seeds: int, methods: list[str] | None = None) -> dict:
     model, x, y, meta = trained(kind)
     ref = exact_trace(model, x, y)
     tr = ref["trace"]
     out = {"model": kind, **meta, "exact": ref, "budgets": {}}
-    names = list(METHODS)
+    names = [n for n in METHODS if methods is None or n in methods]
     for m in budgets:
         # the batched variant only at the smallest budget (it was measured slower per product)
         rows = {n: {"rel_errors": [], "seconds": []} for n in names if "batched" not in n or m == min(budgets)}
@@ -131,9 +131,11 @@ def markdown(results: list[dict]) -> str:
 
 
 def main() -> None:
-    args = parser(__doc__, budgets=(int, [30, 90], "+"), seeds=(int, 10, None)).parse_args()
+    ap = parser(__doc__, budgets=(int, [30, 90], "+"), seeds=(int, 10, None))
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), help="a subset of the methods (default: all)")
+    args = ap.parse_args()
     torch.set_num_threads(1)
-    results = [bench(k, args.budgets, args.seeds) for k in args.models]
+    results = [bench(k, args.budgets, args.seeds, args.methods) for k in args.models]
     emit({"results": results, "seeds": args.seeds, "torch_threads": torch.get_num_threads()}, args, markdown(results))
 
 

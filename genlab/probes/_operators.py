@@ -151,7 +151,7 @@ class CurvatureOperator:
         backward) instead of one backward per column; memory grows with the block. Where an
         operation has no batching rule, or for the GGN, the columns are multiplied one by one (a
         note says so). The default is column by column: on a CPU thread the batched backward
-        was measured 1.2–1.5× *slower* per product (MLPs of 0.08M and 0.5M parameters, a small
+        was measured 1.1–1.5× *slower* per product (MLPs of 0.08M and 0.5M parameters, a small
         CNN; 1000 MNIST-1D-sized examples, blocks of 10 and 30), since the matrix products that
         dominate are already compute-bound and batching adds copies. Counts ``m`` products."""
         vs = vs.to(dtype=self.dtype, device=self.device)
