@@ -94,3 +94,18 @@ def test_ntk_limit_figure_draws_the_slope_range(slopes):
     ends = [cg * (np.array([64, 1024]) / cw) ** s for s in slopes]
     np.testing.assert_allclose((y0, y1), (min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
     plt.close(fig)
+
+
+def test_lazy_rich_figure_draws_the_weight_change_slope_band():
+    exp = get_experiment("lazy-rich")
+    cfg = build_config(exp.Config, "quick", {})
+    lo, hi = cfg.weight_slope_range
+    keys = ("weight_change", "kernel_distance", "gap_linearized", "gap_kernel_regression", "test_mse", "train_loss")
+    runs = [{"alpha": a, "status": "finished", **{k: 1.0 / a for k in keys}} for a in (1.0, 4.0, 16.0)]
+    fig = exp.figures(cfg, {"runs": runs})["lazy_rich.png"]
+    (x0, x1, y0, y1), = band_limits(fig.axes[0])
+    # measured ∝ 1/α: centre (4, 1/4); the fan's extremes are at α = 1 and α = 16
+    ends = [0.25 * (np.array([1.0, 16.0]) / 4.0) ** s for s in (lo, hi)]
+    np.testing.assert_allclose((x0, x1, y0, y1), (1, 16, min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
+    assert not band_limits(fig.axes[1])  # no slope claim on the kernel distance
+    plt.close(fig)
