@@ -109,3 +109,17 @@ def test_lazy_rich_figure_draws_the_weight_change_slope_band():
     np.testing.assert_allclose((x0, x1, y0, y1), (1, 16, min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
     assert not band_limits(fig.axes[1])  # no slope claim on the kernel distance
     plt.close(fig)
+
+
+def test_stable_minima_rate_figure_draws_the_one_sided_slack():
+    exp = get_experiment("stable-minima-rate")
+    cfg = build_config(exp.Config, "quick", {})
+    ns = [16, 64, 256]
+    mse = {str(n): [n ** -0.9] for n in ns}
+    points = [{"n": n, "seed": 0, "status": "converged", "test_mse_interior": n ** -0.9} for n in ns]
+    fig = exp.figures(cfg, {"points": points, "ns": ns, "mse_by_n": mse, "slope": -0.9})["rate.png"]
+    (x0, x1, y0, y1), = band_limits(fig.axes[0])
+    cx, cy = 64.0, 64.0 ** -0.9  # geometric centre of the means
+    ends = [cy * (np.array([16.0, 256.0]) / cx) ** s for s in (-0.8, -0.8 + cfg.slope_tol)]
+    np.testing.assert_allclose((y0, y1), (min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
+    plt.close(fig)
