@@ -94,3 +94,32 @@ def test_ntk_limit_figure_draws_the_slope_range(slopes):
     ends = [cg * (np.array([64, 1024]) / cw) ** s for s in slopes]
     np.testing.assert_allclose((y0, y1), (min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
     plt.close(fig)
+
+
+def test_lazy_rich_figure_draws_the_weight_change_slope_band():
+    exp = get_experiment("lazy-rich")
+    cfg = build_config(exp.Config, "quick", {})
+    lo, hi = cfg.weight_slope_range
+    keys = ("weight_change", "kernel_distance", "gap_linearized", "gap_kernel_regression", "test_mse", "train_loss")
+    runs = [{"alpha": a, "status": "finished", **{k: 1.0 / a for k in keys}} for a in (1.0, 4.0, 16.0)]
+    fig = exp.figures(cfg, {"runs": runs})["lazy_rich.png"]
+    (x0, x1, y0, y1), = band_limits(fig.axes[0])
+    # measured ∝ 1/α: centre (4, 1/4); the fan's extremes are at α = 1 and α = 16
+    ends = [0.25 * (np.array([1.0, 16.0]) / 4.0) ** s for s in (lo, hi)]
+    np.testing.assert_allclose((x0, x1, y0, y1), (1, 16, min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
+    assert not band_limits(fig.axes[1])  # no slope claim on the kernel distance
+    plt.close(fig)
+
+
+def test_stable_minima_rate_figure_draws_the_one_sided_slack():
+    exp = get_experiment("stable-minima-rate")
+    cfg = build_config(exp.Config, "quick", {})
+    ns = [16, 64, 256]
+    mse = {str(n): [n ** -0.9] for n in ns}
+    points = [{"n": n, "seed": 0, "status": "converged", "test_mse_interior": n ** -0.9} for n in ns]
+    fig = exp.figures(cfg, {"points": points, "ns": ns, "mse_by_n": mse, "slope": -0.9})["rate.png"]
+    (x0, x1, y0, y1), = band_limits(fig.axes[0])
+    cx, cy = 64.0, 64.0 ** -0.9  # geometric centre of the means
+    ends = [cy * (np.array([16.0, 256.0]) / cx) ** s for s in (-0.8, -0.8 + cfg.slope_tol)]
+    np.testing.assert_allclose((y0, y1), (min(e.min() for e in ends), max(e.max() for e in ends)), rtol=1e-9)
+    plt.close(fig)

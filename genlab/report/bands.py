@@ -60,6 +60,24 @@ def draw_prediction(
     return band
 
 
+def draw_slope_band(ax: Any, x: Sequence[float], y: Sequence[float], slope: float, low: float, high: float,
+                    *, label: str, band_label: str | None = None) -> Any | None:
+    """A log-log slope claim: the line of the predicted ``slope`` and the fan of slopes [``low``,
+    ``high``] the tolerance allows, both through the geometric centre of the measured points (where
+    a least-squares fit in log-log passes), so the fitted line lies in the band iff its slope is
+    allowed. None (nothing drawn) when a value is not positive and finite."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xs.size < 2 or not (np.all(np.isfinite(ys)) and np.all(ys > 0) and np.all(xs > 0)):
+        return None
+    cx, cy = np.exp(np.mean(np.log(xs))), np.exp(np.mean(np.log(ys)))
+    ends = [cy * (xs / cx) ** s for s in (low, high)]
+    band = draw_prediction(ax, cy * (xs / cx) ** slope, np.minimum(*ends), np.maximum(*ends), x=xs, label=label,
+                           band_label=band_label or f"slopes {low:g}…{high:g} (tolerance)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    return band
+
+
 def draw_threshold(ax: Any, value: float, label: str, *, vertical: bool = False, color: str = "tab:red") -> Any:
     """A dotted line at the threshold ``value`` of an inequality claim (y, or x with ``vertical``)."""
     line = (ax.axvline if vertical else ax.axhline)(float(value), color=color, ls=":", lw=1.1, label=label)
@@ -82,4 +100,5 @@ def band_limits(ax: Any) -> list[tuple[float, float, float, float]]:
     return out
 
 
-__all__ = ["BAND_GID", "PREDICTION_GID", "THRESHOLD_GID", "band_limits", "draw_prediction", "draw_threshold", "relative_band"]
+__all__ = ["BAND_GID", "PREDICTION_GID", "THRESHOLD_GID", "band_limits", "draw_prediction", "draw_slope_band", "draw_threshold",
+           "relative_band"]

@@ -26,6 +26,7 @@ import torch
 from pydantic import Field
 from scipy.stats import spearmanr
 
+from genlab.report.bands import draw_slope_band
 from genlab.data.synthetic import sphere_regression
 from genlab.config import PositiveFloats
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
@@ -86,7 +87,7 @@ class LazyRich(Experiment):
         "approach kernel GD": ("that the trained predictions approach kernel GD with the initial NTK", "too few steps or seeds",
                                "rerun with --full"),
     }
-    captions = {"lazy_rich.png": "Weight change, kernel distance and the gap to the linearized model against α: the three lazy-training claims."}
+    captions = {"lazy_rich.png": "Weight change (with the 1/α theory line and the band of slopes weight_slope_range allows, through the fit's centre), kernel distance and the gap to the linearized model against α: the three lazy-training claims."}
     Config = LazyRichConfig
 
     def run(self, config: LazyRichConfig, recorder: Any) -> Result:
@@ -208,7 +209,8 @@ class LazyRich(Experiment):
             ax.set_xlabel("output scale α")
             ax.set_ylabel(label)
         a = np.array(s["alpha"])
-        axes[0].loglog(a, s["weight_change"][0] * (a / a[0]) ** -1.0, "k--", lw=1, label="∝ 1/α")
+        # the weight-change claim: slope −1 (theory) and the fan of weight_slope_range (tolerance)
+        draw_slope_band(axes[0], a, s["weight_change"], -1.0, *config.weight_slope_range, label="∝ 1/α (theory)")
         axes[0].legend(fontsize=7)
         axes[2].loglog(s["alpha"], s["gap_kernel_regression"], "s:", label="to ridgeless KR with K0")
         axes[2].legend(fontsize=7)

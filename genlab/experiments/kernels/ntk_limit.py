@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from genlab.report.bands import draw_prediction
+from genlab.report.bands import draw_slope_band
 from genlab.data.synthetic import sphere_regression
 from genlab.config import PositiveInts
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
@@ -176,16 +176,8 @@ class NTKLimit(Experiment):
         widths, gaps, _ = self._by_width(result)
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
         ax1.loglog(widths, gaps, "o-", label="measured")
-        w = np.asarray(widths, dtype=float)
-        if np.all(np.isfinite(gaps)) and np.all(np.asarray(gaps) > 0):
-            # the slope claim: lines through the fit's centre with slopes −1/2 (theory) and lo…hi (tolerance)
-            cw, cg = np.exp(np.mean(np.log(w))), np.exp(np.mean(np.log(gaps)))
-            lo, hi = config.slope_range
-            ends = [cg * (w / cw) ** s for s in (lo, hi)]
-            draw_prediction(ax1, cg * (w / cw) ** -0.5, np.minimum(*ends), np.maximum(*ends), x=w,
-                            label=r"$\propto \mathrm{width}^{-1/2}$ (theory)", band_label=f"slopes {lo:g}…{hi:g} (tolerance)")
-        ax1.set_xscale("log")
-        ax1.set_yscale("log")
+        # the slope claim: slope −1/2 (theory) and the fan lo…hi (tolerance) through the fit's centre
+        draw_slope_band(ax1, widths, gaps, -0.5, *config.slope_range, label=r"$\propto \mathrm{width}^{-1/2}$ (theory)")
         ax1.set_xlabel("width")
         ax1.set_ylabel("‖f_net − f_NTK‖/‖f_NTK‖ (test)")
         ax1.legend(fontsize=7)

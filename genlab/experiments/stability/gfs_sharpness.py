@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from genlab.report.bands import draw_threshold
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
 from genlab.models.mlp import mlp
 from genlab.models.scalar import ScalarNetwork
@@ -310,7 +311,7 @@ class GFSSharpness(Experiment):
             if "gfs_closed_form" in rows:
                 ax_s.plot(rows["step"], rows["gfs_closed_form"], "k:", lw=1.0, label="φ closed form")
             ax_s.plot(rows["step"], rows["sharpness"], lw=1.0, color="tab:blue", label="λ_max at the iterate")
-            ax_s.axhline(2.0 / rows["eta"], color="k", ls="--", lw=0.8, label="2/η")
+            draw_threshold(ax_s, 2.0 / rows["eta"], "threshold 2/η")
             ax_s.set_title(f"{label}, η = {rows['eta']:.3g}", fontsize=9)
             ax_s.legend(fontsize=7)
             ax_l.semilogy(rows["step"], np.maximum(rows["loss"], 1e-300), color="tab:blue")
