@@ -65,7 +65,7 @@ def certified(theta: np.ndarray, res: np.ndarray, k: int, which: "Which", tol: f
     Each Ritz value θ_i is held to its own scale, tol_i = tol·max(|θ_i|, eps^(2/3)·|θ|_max), as in
     ARPACK's convergence test (``dsconv``: ‖r_i‖ ≤ tol·max(eps^(2/3), |θ_i|); here the floor is
     scaled by |θ|_max, the operator's norm as far as Lanczos has seen it, ``eps`` that of the
-    products' dtype). True when
+    products' dtype), and never below 10·eps·|θ|_max (the rounding of the products). True when
     (1) each of the k wanted Ritz values has residual ≤ tol_i, so an eigenvalue lies within tol_i
         of it (Parlett 1998, Thm 4.5.1) — relative to itself, not to λ_max: a small eigenvalue
         among the k is resolved at its own scale, where the spectrum's spacing is;
@@ -76,8 +76,9 @@ def certified(theta: np.ndarray, res: np.ndarray, k: int, which: "Which", tol: f
     the 10th Ritz value sat within tol·λ_max of λ₁₂ while λ₁₀ and λ₁₁ had not emerged yet; (1)–(3)
     make Lanczos continue until the spectrum around the k-th value is resolved at its scale."""
     idx = _wanted(theta, k, which)
-    floor = eps ** (2 / 3) * max(float(np.max(np.abs(theta))), 1e-300)
-    bound = tol * np.maximum(np.abs(theta), floor)
+    norm = max(float(np.max(np.abs(theta))), 1e-300)
+    # never below 10·eps·|θ|max: residuals under the products' rounding cannot be certified
+    bound = np.maximum(tol * np.maximum(np.abs(theta), eps ** (2 / 3) * norm), 10 * eps * norm)
     if not np.all(res[idx] <= bound[idx]):
         return False
     rest = np.setdiff1d(np.arange(len(theta)), idx)
