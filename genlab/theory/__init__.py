@@ -42,6 +42,14 @@ from genlab.theory.thresholds import (
 )
 
 from genlab.theory.information import binary_entropy, bsc_mi, gaussian_mi
+from genlab.theory.stragglers import (
+    dropcompute_completed_fraction,
+    dropcompute_speedup,
+    dropcompute_step_time,
+    expected_max,
+    expected_max_normal,
+    sync_step_time,
+)
 
 __all__ = [
     "kernel_regression",
@@ -114,4 +122,10 @@ __all__ = [
     "binary_entropy",
     "bsc_mi",
     "gaussian_mi",
+    "dropcompute_completed_fraction",
+    "dropcompute_speedup",
+    "dropcompute_step_time",
+    "expected_max",
+    "expected_max_normal",
+    "sync_step_time",
 ]
