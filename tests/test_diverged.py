@@ -36,6 +36,8 @@ CANNOT_DIVERGE = {
     "lazy-rich": "eta_rel < 2 is relative to the measured curvature (config bound)",
     "ntk-limit": "eta_rel < 2 is relative to the measured curvature (config bound)",
     "kernel-rich": "eta_rel ≤ 1 relative to the curvature bound; only step_sweep members can diverge",
+    "stragglers": "simulated and timed compute latencies: no training to diverge",
+    "lamb": "a diverging member of the lr sweep counts as chance accuracy, the sweep's best is reported",
 }
 STEP_FIELDS = ("lr", "eta", "step_size", "step_sizes", "learning_rate", "mod_lr")
 
