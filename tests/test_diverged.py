@@ -39,6 +39,8 @@ CANNOT_DIVERGE = {
     "connectivity-rank": "eta_rel < 2 is relative to the measured curvature (config bound)",
     "deep-ntk-classifiers": "kernel recursions and least squares: no training loop",
     "overparameterized-convergence": "eta_rel < 2 relative to the infinite-width curvature (config bound); a narrow member that diverges is recorded",
+    "stragglers": "simulated and timed compute latencies: no training to diverge",
+    "lamb": "a diverging member of the lr sweep counts as chance accuracy, the sweep's best is reported",
 }
 STEP_FIELDS = ("lr", "eta", "step_size", "step_sizes", "learning_rate", "mod_lr")
 

@@ -43,6 +43,14 @@ from genlab.theory.thresholds import (
 
 from genlab.theory.information import binary_entropy, bsc_mi, gaussian_mi
 from genlab.theory.dual_kernels import DualActivation, deep_dual_kernels, dual_activation, dual_nngp, dual_ntk
+from genlab.theory.stragglers import (
+    dropcompute_completed_fraction,
+    dropcompute_speedup,
+    dropcompute_step_time,
+    expected_max,
+    expected_max_normal,
+    sync_step_time,
+)
 
 __all__ = [
     "kernel_regression",
@@ -120,4 +128,10 @@ __all__ = [
     "dual_activation",
     "dual_nngp",
     "dual_ntk",
+    "dropcompute_completed_fraction",
+    "dropcompute_speedup",
+    "dropcompute_step_time",
+    "expected_max",
+    "expected_max_normal",
+    "sync_step_time",
 ]
