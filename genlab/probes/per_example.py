@@ -353,7 +353,8 @@ def _consistent(
     # the sum of magnitudes); 1e3·eps covers n up to 10⁶
     eps = 1e3 * torch.finfo(A.dtype).eps
     tiny = torch.finfo(A.dtype).tiny
-    v = torch.randn(A.shape[-1], generator=gen, dtype=A.dtype)
+    # drawn on the generator's device (CPU), then moved: the model's own device may be a GPU
+    v = torch.randn(A.shape[-1], generator=gen, dtype=A.dtype).to(A.device)
     # (A and G of convolutions are transposed views: keep to operations that do not copy them)
     av = A @ v if A.is_contiguous() else v @ A.transpose(1, 2)  # (B, T)
     ours = (G * av.unsqueeze(-1)).sum((0, 1)) / B
