@@ -19,6 +19,9 @@ units, 150 steps, ρ_t = 1) underfit (boosted 0.86 vs joint 0.97 test accuracy) 
 the group multiplier ρ_t is now found by line search on the cross-entropy (Friedman's gradient
 boosting, the standard step the paper builds on) and the groups have 8 units (100 steps each). With
 ρ_t = 1 (``line_search: false``) at that size (1)–(2) still fail (0.911 vs 0.969; drop 0.10).
+Full preset (20 groups of 10 units, 300 steps, 5 seeds; seed 0, 200 s of CPU): all three pass, (1)
+narrowly (boosted 0.9506 vs joint 0.9702, inside the 0.02 tolerance by 0.0004); with half the units
+off the boosted net keeps 0.952, the joint one drops to 0.879.
 """
 
 from __future__ import annotations
