@@ -58,7 +58,7 @@ def test_adamw_loop_gets_sharpness_threshold_trace_verdicts_dashboard_in_five_li
     assert not (tmp_path / "without").exists() or not any((tmp_path / "without").iterdir())
 
 
-@pytest.mark.slow  # MNIST-1D generation and 13 curvature measurements: ~15 s of CPU
+# MNIST-1D generation and 13 curvature measurements: ~15 s of CPU, in the default run (the issue: examples run by the suite)
 def test_mnist1d_cnn_with_batchnorm_example(tmp_path):
     pytest.importorskip("mnist1d", reason="MNIST-1D needs the mnist1d package (extra genlab[data])")
     path = EXAMPLES / "monitor_mnist1d_cnn.py"
@@ -84,7 +84,7 @@ def test_tiny_transformer_adamw_example(tmp_path):
     _check_dashboard(ns["page"], mon.run_id)
 
 
-@pytest.mark.slow  # importing Lightning alone takes ~7 s of CPU; the callback is tested by default in test_lightning_callback.py
+# importing Lightning takes ~7 s of CPU (shared with test_lightning_callback.py in one process)
 def test_lightning_example(tmp_path):
     pytest.importorskip("lightning", reason="Lightning not installed (optional extra genlab[lightning])")
     path = EXAMPLES / "monitor_lightning.py"
