@@ -19,9 +19,9 @@ QUICK_ZOO: dict[str, Any] = {"widths": [16, 64], "depths": [1, 2], "lrs": [0.02]
                              "dropouts": [0.0], "n_trains": [100, 300], "num_samples": 625, "criterion": 0.05,
                              "max_steps": 1500, "draws": 3, "ascent_steps": 3,
                              "bootstrap": 100, "cmi_bootstrap": 10}
-FULL_ZOO: dict[str, Any] = {"widths": [32, 128], "depths": [1, 2], "lrs": [0.001, 0.003], "batch_sizes": [32, 128],
-                            "weight_decays": [0.0, 0.0005], "dropouts": [0.0, 0.2], "n_trains": [1000, 4000],
-                            "num_samples": 5000, "criterion": 0.01, "max_steps": 20000, "draws": 8, "ascent_steps": 10}
+FULL_ZOO: dict[str, Any] = {"widths": [128, 256], "depths": [2, 3], "lrs": [0.001, 0.003], "batch_sizes": [32, 128],
+                            "weight_decays": [0.0, 0.0001], "dropouts": [0.0, 0.1], "n_trains": [1000, 4000],
+                            "num_samples": 5000, "criterion": 0.01, "max_steps": 40000, "draws": 8, "ascent_steps": 10}
 
 
 class ZooConfig(ExperimentConfig):
