@@ -121,3 +121,37 @@ def test_bayes_mixture_quick():
     quick.update(sequences=50, sgld_steps=800)
     result, verdicts = run_experiment("bayes-mixture", **quick)
     assert len(verdicts) == 5 and result["classes"]["B"]["size"] == 1000
+
+
+def test_measures_stored_with_a_zoo_member_are_read_back_only_when_their_settings_match(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from genlab.experiments import get_experiment
+    from genlab.experiments.measures import _suite
+    from genlab.experiments.measures._suite import ZooConfig, zoo_rows
+    from genlab.experiments.measures._zoo import member_measures, members_from_store, zoo_data
+    from genlab.store import Store
+    from genlab.sweep.driver import _write_result
+    from genlab.sweep.worker import run_point
+
+    store = Store(tmp_path)
+    cfg = build_config(get_experiment("zoo-model").Config, "quick",
+                       {"n_train": 60, "width": 8, "measures": True, "draws": 2, "ascent_steps": 2}).model_dump(mode="json")
+    out = run_point("zoo-model", cfg)
+    assert out["result"]["metrics"]["reached"] == 1.0, "precondition: the tiny member reaches the quick criterion"
+    stored = out["result"]["measures"]
+    assert stored["settings"] == {"seed": cfg["seed"], "draws": 2, "ascent_steps": 2} and len(stored["values"]) >= 15
+    rid = store.create_run("zoo-model", cfg, "h", 0, sweep="s2")
+    _write_result(store, rid, out)
+    # reference: the measures recomputed on the member rebuilt from its stored weights
+    (m,) = members_from_store(store, "s2")
+    again = member_measures(m, zoo_data(625), cfg["seed"], 2, 2)
+    for k, v in stored["values"].items():
+        assert again["values"][k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
+    calls: list[int] = []
+    real = _suite.member_measures
+    monkeypatch.setattr(_suite, "member_measures", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    rows = zoo_rows(ZooConfig(zoo="s2", draws=2, ascent_steps=2, seed=cfg["seed"]), SimpleNamespace(store=store))
+    assert calls == [] and rows[0]["measures"] == stored["values"]  # same settings: read, not recomputed
+    zoo_rows(ZooConfig(zoo="s2", draws=3, ascent_steps=2, seed=cfg["seed"]), SimpleNamespace(store=store))
+    assert calls == [1]  # other settings: recomputed

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from genlab.config import NonNegativeFloats, PositiveFloats, PositiveInts
 from genlab.experiments._base import ExperimentConfig
-from genlab.experiments.measures._zoo import AXES, grid, members_from_store, train_member, zoo_data
+from genlab.experiments.measures._zoo import AXES, grid, measure_settings, member_measures, members_from_store, train_member, zoo_data
 
 QUICK_ZOO: dict[str, Any] = {"widths": [16, 64], "depths": [1, 2], "lrs": [0.02], "batch_sizes": [100], "weight_decays": [0.0],
                              "dropouts": [0.0], "n_trains": [100, 300], "num_samples": 625, "criterion": 0.05,
@@ -56,8 +56,6 @@ def _axes_of(config: ZooConfig) -> dict[str, list[Any]]:
 
 @lru_cache(maxsize=4)
 def _trained_rows(key: str) -> tuple[dict[str, Any], ...]:
-    from genlab.probes.measures_suite import all_measures
-
     c = json.loads(key)
     if c["zoo"]:
         from genlab.store import Store
@@ -68,15 +66,17 @@ def _trained_rows(key: str) -> tuple[dict[str, Any], ...]:
         data = zoo_data(c["num_samples"])
         members = [train_member(spec, data, c["criterion"], c["max_steps"], c["seed"] + 1000 * i)
                    for i, spec in enumerate(grid(c["axes"]))]
+    want = measure_settings(c["seed"], c["draws"], c["ascent_steps"])
     rows = []
     for m in members:
         row: dict[str, Any] = {"spec": m.spec, "metrics": m.metrics, "measures": {}}
         if m.reached:
-            d = data or zoo_data(int(m.spec.get("num_samples", c["num_samples"])))  # a stored member's own data
-            x, y = d.x[: int(m.spec["n_train"])], d.y[: int(m.spec["n_train"])]
-            row["measures"] = all_measures(m.model, x, y, m.init_state, seed=c["seed"], draws=c["draws"], ascent_steps=c["ascent_steps"])
-            row["dist_all_sq"] = sum(float((p.detach().double() - m.init_state[n].double()).pow(2).sum())
-                                     for n, p in m.model.named_parameters())
+            # measures stored with the member (computed in the sweep's workers) are used when they
+            # were computed with this run's settings; otherwise they are computed here
+            got = m.stored if m.stored.get("settings") == want else \
+                member_measures(m, data or zoo_data(int(m.spec.get("num_samples", c["num_samples"]))), **want)
+            row["measures"] = dict(got["values"])
+            row["dist_all_sq"] = float(got["dist_all_sq"])
         rows.append(row)
     return tuple(rows)
 

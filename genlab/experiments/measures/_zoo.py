@@ -78,6 +78,7 @@ class Member:
     init_state: dict[str, torch.Tensor]
     metrics: dict[str, float] = field(default_factory=dict)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) after every epoch
+    stored: dict[str, Any] = field(default_factory=dict)  # measures computed when it was trained: settings, values, dist_all_sq
 
     @property
     def reached(self) -> bool:
@@ -133,11 +134,28 @@ def grid(axes: dict[str, Iterable[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, vals)) for vals in itertools.product(*(list(axes[a]) for a in names))]
 
 
-def load_member(spec: dict[str, Any], final: bytes, init: bytes, metrics: dict[str, float]) -> Member:
+def member_measures(m: Member, data: ClassificationData, seed: int, draws: int, ascent_steps: int) -> dict[str, Any]:
+    """Every measure of :func:`genlab.probes.measures_suite.all_measures` on the member's training
+    subset, with the settings that produced them (so a reader can tell whether they match its own)
+    and ‖θ − θ₀‖² over all parameters."""
+    from genlab.probes.measures_suite import all_measures
+
+    n = int(m.spec["n_train"])
+    values = all_measures(m.model, data.x[:n], data.y[:n], m.init_state, seed=seed, draws=draws, ascent_steps=ascent_steps)
+    dist = sum(float((p.detach().double() - m.init_state[k].double()).pow(2).sum()) for k, p in m.model.named_parameters())
+    return {"settings": measure_settings(seed, draws, ascent_steps), "values": values, "dist_all_sq": dist}
+
+
+def measure_settings(seed: int, draws: int, ascent_steps: int) -> dict[str, int]:
+    return {"seed": int(seed), "draws": int(draws), "ascent_steps": int(ascent_steps)}
+
+
+def load_member(spec: dict[str, Any], final: bytes, init: bytes, metrics: dict[str, float],
+                stored: dict[str, Any] | None = None) -> Member:
     """A member rebuilt from stored state dicts (``weights_only=True``) without retraining."""
     model = build_model(int(spec["width"]), int(spec["depth"]), float(spec["dropout"]), 0)
     model.load_state_dict(load_state(final))
-    return Member(dict(spec), model.eval(), load_state(init), dict(metrics))
+    return Member(dict(spec), model.eval(), load_state(init), dict(metrics), stored=dict(stored or {}))
 
 
 def members_from_store(store: Any, sweep: str) -> list[Member]:
@@ -158,5 +176,6 @@ def members_from_store(store: Any, sweep: str) -> list[Member]:
             continue
         result = json.loads(paths["result.json"].read_text())
         spec = {**result["spec"], "num_samples": int(result.get("num_samples", 5000))}
-        out.append(load_member(spec, paths["model.pt"].read_bytes(), paths["init.pt"].read_bytes(), result["metrics"]))
+        out.append(load_member(spec, paths["model.pt"].read_bytes(), paths["init.pt"].read_bytes(), result["metrics"],
+                               result.get("measures")))
     return out

@@ -5,7 +5,9 @@ where to find them", arXiv 1912.02178, Sec. 4) at MNIST-1D scale: an MLP of ``de
 of ``width`` units (dropout ``dropout``), Adam with step ``lr``, minibatch ``batch_size``, L2 weight
 decay ``weight_decay``, on ``n_train`` MNIST-1D signals, stopped once the training cross-entropy is
 at most ``criterion`` (0.01 in the paper). The run stores the final and the initial state dicts as
-artifacts (``model.pt``, ``init.pt``) so that every measure can be recomputed without retraining.
+artifacts (``model.pt``, ``init.pt``) so that every measure can be recomputed without retraining, and
+(``measures``, on by default in the full preset) every measure of the suite computed on the trained
+model, so that the sweep's workers compute them in parallel and the measures experiments read them.
 The zoo is one sweep over the axes (README, "Generalization measures"):
 
     genlab sweep zoo-model --full --name mnist1d-zoo --grid width=128,256 --grid depth=2,3 \\
@@ -29,7 +31,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdict
-from genlab.experiments.measures._zoo import state_bytes, train_member, zoo_data
+from genlab.experiments.measures._zoo import member_measures, state_bytes, train_member, zoo_data
 
 PAPER = "Jiang, Neyshabur, Mobahi, Krishnan & Bengio 2020, arXiv 1912.02178, Sec. 4"
 
@@ -45,6 +47,10 @@ class ZooModelConfig(ExperimentConfig):
     num_samples: int = Field(5000, ge=100, le=5000, description="MNIST-1D signals generated (80 % train); 5000 = the standard set")
     criterion: float = Field(0.01, gt=0, description="stop when the training cross-entropy is at most this")
     max_steps: int = Field(40000, ge=1, description="give up after this many optimizer steps")
+    measures: bool = Field(True, description="compute every measure of the suite on the trained model and store it with the run "
+                                             "(measures-ranking uses them when its seed, draws and ascent_steps match)")
+    draws: int = Field(8, ge=1, le=64, description="noise draws per σ of the PAC-Bayes search (as measures-ranking's draws)")
+    ascent_steps: int = Field(10, ge=1, le=100, description="sign-ascent steps of the sharpness search (as measures-ranking's)")
 
     @model_validator(mode="after")
     def _fits(self) -> "ZooModelConfig":
@@ -55,7 +61,8 @@ class ZooModelConfig(ExperimentConfig):
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
-        return {"quick": {"num_samples": 625, "n_train": 200, "width": 32, "criterion": 0.05, "max_steps": 2000},
+        return {"quick": {"num_samples": 625, "n_train": 200, "width": 32, "criterion": 0.05, "max_steps": 2000,
+                          "measures": False},
                 "full": {}}
 
 
@@ -76,11 +83,12 @@ class ZooModel(Experiment):
         spec = {k: getattr(config, k) for k in ("width", "depth", "lr", "batch_size", "weight_decay", "dropout", "n_train")}
         m = train_member(spec, data, config.criterion, config.max_steps, config.seed)
         recorder.log_many(m.metrics, int(m.metrics["steps"]))
+        stored = member_measures(m, data, config.seed, config.draws, config.ascent_steps) if config.measures and m.reached else None
         if hasattr(recorder, "save_bytes"):
             recorder.save_bytes("model.pt", state_bytes(m.model.state_dict()), kind="state_dict")
             recorder.save_bytes("init.pt", state_bytes(m.init_state), kind="state_dict")
         return {"spec": spec, "metrics": m.metrics, "criterion": config.criterion, "num_samples": config.num_samples,
-                "curve": [list(c) for c in m.curve]}
+                "curve": [list(c) for c in m.curve], **({"measures": stored} if stored else {})}
 
     def checks(self, config: ZooModelConfig, result: Result) -> list[Verdict]:
         mt = result["metrics"]
