@@ -165,3 +165,15 @@ def test_every_probe_works_as_a_measurement():
         assert "p/" + key in values and np.isfinite(values["p/" + key])
     values = probe_measurement(1, batch_sharpness, mse, (x, y), batch_size=5, num_batches=2, tol=1e-9).fn(model, 0)
     assert values["full_batch_sharpness"] == pytest.approx(exact[-1], rel=REL)
+
+
+def test_batch_sharpness_is_the_deprecated_name_of_minibatch_sharpness():
+    from genlab.probes import batch_sharpness as old, minibatch_sharpness
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    xs, ys = torch.randn(12, 3, dtype=torch.float64), torch.randn(12, 1, dtype=torch.float64)
+    new = minibatch_sharpness(m, mse, (xs, ys), batch_size=4, num_batches=2, tol=1e-10)
+    with pytest.warns(DeprecationWarning, match="minibatch_sharpness"):
+        again = old(m, mse, (xs, ys), batch_size=4, num_batches=2, tol=1e-10)
+    assert again.values == new.values and "minibatch_sharpness" in new.scalars()

@@ -6,7 +6,16 @@ model is never modified. One setup serves every probe: :mod:`genlab.probes._setu
 """
 
 from genlab.probes.dense import dense_eigenvalues, dense_hessian, dense_top_eigenvalue
-from genlab.probes.curvature import BatchSharpness, EigenResult, batch_sharpness, hessian_eigenvalues, hessian_top_eigenvalue
+from genlab.probes.directional import DirectionalSharpness, directional_sharpness
+from genlab.probes.curvature import (
+    BatchSharpness,
+    EigenResult,
+    MinibatchSharpness,
+    batch_sharpness,
+    hessian_eigenvalues,
+    hessian_top_eigenvalue,
+    minibatch_sharpness,
+)
 from genlab.probes.gfs import GFSResult, gfs_sharpness
 from genlab.probes.spectrum import SpectrumResult, hessian_spectrum
 from genlab.probes.trace import TraceResult, hessian_trace
@@ -60,6 +69,10 @@ __all__ = [
     "BatchSharpness",
     "EigenResult",
     "batch_sharpness",
+    "minibatch_sharpness",
+    "directional_sharpness",
+    "DirectionalSharpness",
+    "MinibatchSharpness",
     "hessian_eigenvalues",
     "hessian_top_eigenvalue",
     "GFSResult",

@@ -183,7 +183,7 @@ def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, data: Data, 
 
 
 @dataclass
-class BatchSharpness:
+class MinibatchSharpness:
     """Mean (and standard error) of the top eigenvalue of minibatch Hessians, and the full-batch one."""
 
     batch_size: int
@@ -197,14 +197,14 @@ class BatchSharpness:
 
     def scalars(self) -> dict[str, float]:
         return {
-            "batch_sharpness": self.mean,
-            "batch_sharpness_se": self.stderr,
+            "minibatch_sharpness": self.mean,
+            "minibatch_sharpness_se": self.stderr,
             "full_batch_sharpness": self.full_batch,
             "hvps": float(self.hvps),
         }
 
 
-def batch_sharpness(
+def minibatch_sharpness(
     model: torch.nn.Module,
     loss_fn: LossFn,
     data: Data,
@@ -220,7 +220,7 @@ def batch_sharpness(
     batch_size_fn: Any = None,
     symmetry: Symmetry = "raise",
     params: ParamSpec | None = None,
-) -> BatchSharpness:
+) -> MinibatchSharpness:
     """E_B[λ_max(∇²L_B(θ))] over ``num_batches`` minibatches B of ``batch_size`` examples drawn
     without replacement (from ``seed``), beside λ_max(∇²L(θ)) of the full batch.
 
@@ -230,6 +230,10 @@ def batch_sharpness(
     2020, arXiv 2002.09572). Same conventions and mode as :func:`hessian_eigenvalues`; all of
     ``data`` is pooled first (the minibatches are drawn from every example). ``params``: of the
     diagonal block of a parameter subset (:mod:`genlab.probes.blocks`).
+
+    Not Andreyev & Beneventano's Batch Sharpness E_B[g_Bᵀ H_B g_B/‖g_B‖²] (arXiv 2412.20553), which
+    is :func:`genlab.probes.directional.directional_sharpness` averaged over minibatches (the
+    Monitor's ``batch_sharpness`` series) and is at most this quantity.
     """
     if num_batches < 1:
         raise InputError(f"num_batches: got {num_batches}; must be >= 1")
@@ -256,4 +260,20 @@ def batch_sharpness(
         full = operator_eigenvalues(restrict(full_op), 1, "largest", tol, max_iter, seed=seed)
     arr = np.asarray(values)
     se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
-    return BatchSharpness(batch_size, float(arr.mean()), se, values, full.top, hvps + full.hvps, drawn, info)
+    return MinibatchSharpness(batch_size, float(arr.mean()), se, values, full.top, hvps + full.hvps, drawn, info)
+
+
+#: the former name of :class:`MinibatchSharpness`
+BatchSharpness = MinibatchSharpness
+
+
+def batch_sharpness(*args: Any, **kwargs: Any) -> MinibatchSharpness:
+    """Deprecated name of :func:`minibatch_sharpness` (E_B λ_max(H_B)); it was renamed because
+    "Batch Sharpness" is Andreyev & Beneventano's E_B[gᵀHg/‖g‖²] (arXiv 2412.20553), which the
+    Monitor reports as ``batch_sharpness``."""
+    import warnings
+
+    warnings.warn("batch_sharpness is renamed minibatch_sharpness (E_B λ_max(H_B)); Andreyev & Beneventano's Batch "
+                  "Sharpness E_B[gᵀHg/‖g‖²] is the Monitor's batch_sharpness series (genlab.probes.directional)",
+                  DeprecationWarning, stacklevel=2)
+    return minibatch_sharpness(*args, **kwargs)

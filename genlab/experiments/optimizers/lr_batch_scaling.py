@@ -9,7 +9,7 @@ while c/B dominates, and Adam's ≈ as √B (§5–6), up to a critical batch wh
 
 Setup: an MLP on the first ``n_train`` MNIST-1D signals, cross-entropy. (a) at parameters reached
 by ``pre_steps`` of SGD (batch 32, lr 0.05) — and at initialization — the mean top eigenvalue of
-``num_batches`` minibatch Hessians (:func:`genlab.probes.curvature.batch_sharpness`) for each B, fitted
+``num_batches`` minibatch Hessians (:func:`genlab.probes.curvature.minibatch_sharpness`) for each B, fitted
 by least squares to a + c/B. (b) for each B, the largest stable learning rate of SGD (no momentum)
 and of Adam by bisection on divergence (:func:`genlab.train.largest_stable_step`), from the same
 initialization for ``steps`` steps (a run diverges when its loss is non-finite or ends no lower
@@ -30,7 +30,7 @@ from genlab.experiments._base import Experiment, ExperimentConfig, Result, Verdi
 from genlab.experiments._classification import cross_entropy, mnist1d_subset
 from genlab.experiments.optimizers._fit import bracket_power_law
 from genlab.models.mlp import mlp
-from genlab.probes.curvature import batch_sharpness
+from genlab.probes.curvature import minibatch_sharpness
 from genlab.train import Trainer
 from genlab.train.stable_step import largest_stable_step
 
@@ -112,9 +112,9 @@ class LrBatchScaling(Experiment):
                     Trainer(model, cross_entropy, data, lr=0.05, batch_size=32, max_steps=config.pre_steps, seed=config.seed).fit()
                 rows = []
                 for b in sizes:
-                    r = batch_sharpness(model, cross_entropy, data, b, num_batches=config.num_batches, tol=1e-3, seed=config.seed)
+                    r = minibatch_sharpness(model, cross_entropy, data, b, num_batches=config.num_batches, tol=1e-3, seed=config.seed)
                     rows.append({"batch": b, "mean": r.mean, "se": r.stderr, "full": r.full_batch})
-                    recorder.log_many({f"{point}/batch_sharpness": r.mean, f"{point}/full_sharpness": r.full_batch}, b)
+                    recorder.log_many({f"{point}/minibatch_sharpness": r.mean, f"{point}/full_sharpness": r.full_batch}, b)
                     bar.advance(1)
                 sharp[point] = rows
             stable: dict[str, list[dict[str, Any]]] = {}
