@@ -1,4 +1,5 @@
-"""The command line end to end: a real quick run, show --json, report, SIGKILL, and bad input."""
+"""The command line end to end: a real run (quick preset, smaller problem), show --json, report, SIGKILL, and bad input
+(in-process through main(), and two cases through the interpreter)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from test_cli_output import call
+
+# The quick preset on a smaller problem (12 points, width 16, flow time 1000; still 7 step sizes and
+# a run in the precondition's regime): what a CLI run records does not depend on the problem's
+# size, and the preset itself costs ~45 s of CPU (it runs in the quick atlas, `make run`).
+SMALL = ["--set", "n=12", "--set", "width=16", "--set", "flow_time=1000"]
 
 
 @pytest.fixture(scope="module")
 def quick_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("quick") / "home"
-    r = run_cli("run", "stable-minima", "--quick", home=home)
+    r = run_cli("run", "stable-minima", "--quick", *SMALL, home=home)
     assert r.returncode == 0, r.stderr
     return home
 
@@ -137,6 +144,17 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("args,message", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_nothing_written(args, message, home):
+    """In-process, through the entry point's own main() (test_bad_input_through_the_entry_point
+    starts the interpreter for one error of genlab's and one of click's: ~5 s per case here)."""
+    code, _, err = call(*args, "--home", str(home))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("args,message", [BAD_INPUTS[0], BAD_INPUTS[-1]])
+def test_bad_input_through_the_entry_point(args, message, home):
     r = run_cli(*args, home=home)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -147,12 +165,12 @@ def test_bad_input_is_one_line_exit_2_nothing_written(args, message, home):
 def test_unreadable_yaml(tmp_path, home):
     bad = tmp_path / "bad.yaml"
     bad.write_text("n: [1, 2\nwidth: : 3\n")
-    r = run_cli("run", "stable-minima", "--config", str(bad), home=home)
-    assert r.returncode == 2 and "is not valid YAML" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    code, _, err = call("run", "stable-minima", "--config", str(bad), "--home", str(home))
+    assert code == 2 and "is not valid YAML" in err and len(err.strip().splitlines()) == 1
     notmap = tmp_path / "list.yaml"
     notmap.write_text("- 1\n- 2\n")
-    r = run_cli("run", "stable-minima", "--config", str(notmap), home=home)
-    assert r.returncode == 2 and "must hold a mapping" in r.stderr
+    code, _, err = call("run", "stable-minima", "--config", str(notmap), "--home", str(home))
+    assert code == 2 and "must hold a mapping" in err
     assert not home.exists()
 
 
@@ -160,9 +178,10 @@ def test_yaml_config_is_used(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("n: 12\nwidth: 16\nstep_sizes: [0.2, 0.5, 0.9]\nflow_time: 200\n")
     home = tmp_path / "h"
-    r = run_cli("run", "stable-minima", "--config", str(cfg), "--seed", "2", home=home)
-    assert r.returncode == 0, r.stderr
-    run = json.loads(run_cli("show", "1", "--json", home=home).stdout)
+    code, _, err = call("run", "stable-minima", "--config", str(cfg), "--seed", "2", "--home", str(home))
+    assert code == 0, err
+    code, out, err = call("show", "1", "--json", "--home", str(home))
+    run = json.loads(out)
     assert run["config"]["n"] == 12 and run["config"]["width"] == 16 and run["seed"] == 2
 
 
@@ -172,5 +191,5 @@ def test_show_unknown_run(quick_home):
 
 
 def test_list():
-    r = run_cli("list")
-    assert r.returncode == 0 and "stable-minima" in r.stdout and "Stability and" in r.stdout
+    code, out, _ = call("list")
+    assert code == 0 and "stable-minima" in out and "Stability and" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ from genlab.sweep.grid import parse_grid, sweep_id
 from genlab.sweep.report import mean_interval, render_sweep_report
 
 # stable-minima points of 8 data points, width 8, one step size: about 1-2 s (CLI) and 0.3 s (in process)
-TINY = ["n=8", "width=8", "step_sizes=[0.3]", "flow_time=600"]
+# (the CLI's flow_time was 600 so that points stayed in flight long enough to be interrupted; the
+# SIGINT test no longer races the points, see sigint_then_resume)
+TINY = ["n=8", "width=8", "step_sizes=[0.3]", "flow_time=150"]
 TINY_SETS = {"n": 8, "width": 8, "step_sizes": [0.3], "flow_time": 150.0}
 
 
@@ -97,37 +100,75 @@ def test_sigint_then_resume_skips_finished_points(tmp_path: Path) -> None:
     sigint_then_resume(tmp_path, ["--workers", "2"])
 
 
-def sigint_then_resume(tmp_path: Path, executor_args: list[str]) -> None:
+HANG = 900  # s: a bound on a hung sweep only (the test waits on the store's rows, not on a clock)
+
+
+def _statuses(home: Path) -> list[str]:
+    """The run rows' statuses, by a plain read (a WAL reader never waits for the writer's lock)."""
+    path = home / "genlab.sqlite"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path, timeout=30.0)
+    try:
+        return [r[0] for r in db.execute("SELECT status FROM runs")]
+    finally:
+        db.close()
+
+
+def sigint_then_resume(tmp_path: Path, executor_args: list[str], resume_args: list[str] | None = None) -> None:
     """Start a 6-point sweep, SIGINT it (whole process group) once 2 points finished, run the same
-    command again: only the unfinished points run; then the report shows means and intervals."""
+    command again (with ``resume_args`` in place of ``executor_args`` if given: the sweep id does
+    not depend on the executor): only the unfinished points run; then the report shows means and
+    intervals.
+
+    The interruption is deterministic: each look at the store is taken with the sweep's process
+    group stopped (SIGSTOP), and the SIGINT is sent before it continues, so the state seen (2–4 of 6
+    points finished, both slots running a point) is the state interrupted, up to the one store write
+    the driver may be in: the driver defers a signal that lands inside a store write to the end of
+    that write, so no row is left ``running`` and at least one point in flight is marked
+    ``interrupted``. (It used to wait on a 120 s clock and SIGINT whenever it saw 2 finished rows:
+    under load the clock ran out first, or the look fell between the write of the 2nd result and
+    the dispatch of the next point, with no point in flight.)"""
     home = tmp_path / "home"
     args = ["sweep", "stable-minima", "--grid", "seed=0:6", *executor_args, "--home", str(home)]
     for kv in TINY:
         args += ["--set", kv]
     p = _genlab(*args, start_new_session=True)
-    deadline = time.time() + 120
-    finished: list[dict] = []
-    while time.time() < deadline and p.poll() is None:
-        if (home / "genlab.sqlite").exists():
-            with Store(home) as s:
-                finished = [r for r in s.runs() if r["status"] == "finished"]
-            if len(finished) >= 2:
-                break
+    group, t0 = p.pid, time.monotonic()
+    while True:
+        try:
+            os.killpg(group, signal.SIGSTOP)
+        except ProcessLookupError:  # the whole group is gone
+            pass
+        if p.poll() is not None:
+            raise AssertionError(f"sweep ended before it could be interrupted: {p.communicate()[1]}")
+        statuses = _statuses(home)
+        n_finished, n_running = statuses.count("finished"), statuses.count("running")
+        assert n_finished <= 4, f"{n_finished} of 6 points finished between two looks at the store"
+        if n_finished >= 2 and n_running == 2:  # both slots busy: one stays in flight even if the other is being written
+            os.killpg(group, signal.SIGINT)  # as Ctrl-C: the whole process group
+            os.killpg(group, signal.SIGCONT)
+            break
+        os.killpg(group, signal.SIGCONT)
+        assert time.monotonic() - t0 < HANG, "the sweep hung"
         time.sleep(0.05)
-    assert p.poll() is None, "sweep ended before it could be interrupted"
-    os.killpg(p.pid, signal.SIGINT)  # as Ctrl-C: the whole process group
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=HANG)
     assert p.returncode == 130, err
     assert "interrupted" in err
     with Store(home) as s:
         first = s.runs()
     assert not [r for r in first if r["status"] == "running"]
     done_first = {r["config_hash"]: r["id"] for r in first if r["status"] == "finished"}
-    assert 2 <= len(done_first) < 6
+    # what was seen is what was interrupted, up to the one store write in progress at the SIGSTOP
+    assert 2 <= n_finished <= len(done_first) <= n_finished + 1 < 6
     assert [r for r in first if r["status"] == "interrupted"], "no point was in flight at SIGINT"
 
+    if resume_args is not None:
+        args = ["sweep", "stable-minima", "--grid", "seed=0:6", *resume_args, "--home", str(home)]
+        for kv in TINY:
+            args += ["--set", kv]
     p = _genlab(*args)
-    out, err = p.communicate(timeout=180)
+    out, err = p.communicate(timeout=HANG)
     assert p.returncode == 0, err
     assert f"{len(done_first)} points already finished" in err
     with Store(home) as s:
@@ -148,6 +189,61 @@ def sigint_then_resume(tmp_path: Path, executor_args: list[str]) -> None:
     main(["sweep-report", sweep, "--home", str(home), "--out", str(tmp_path / "r.html")])
     page = (tmp_path / "r.html").read_text()
     assert "95% interval" in page and "seeds passing" in page
+
+
+class _FakeExecutor:
+    """Two slots; point 0 comes back finished at the first wait, the others never do;
+    ``on_submit(token)`` runs inside submit (after the point's row was written)."""
+
+    slots = 2
+
+    def __init__(self, on_submit=lambda token: None):
+        self.on_submit, self.cancelled = on_submit, None
+
+    def submit(self, name, config, token=None):
+        self.on_submit(token)
+        return token
+
+    def wait(self, handles, timeout):
+        done = {"status": "finished", "rows": [], "result": {}, "verdicts": [], "figures": {}, "files": {}}
+        return [(h, done) for h in handles if h == 0]
+
+    def close(self, cancel=False):
+        self.cancelled = cancel
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_dispatching_leaves_no_running_row(tmp_path: Path, sig: signal.Signals) -> None:
+    """A signal between a point's INSERT and its entry in the in-flight table (here: inside submit)
+    takes effect after the entry: the point is marked interrupted, not left running."""
+    store = Store(tmp_path)
+    plan = plan_sweep("stable-minima", None, ["seed=0:3"], TINY_SETS)
+    ex = _FakeExecutor(lambda token: os.kill(os.getpid(), sig) if token == 1 else None)
+    with pytest.raises(KeyboardInterrupt) as info:
+        run_sweep(plan, store, ex)
+    assert [r["status"] for r in store.runs(sweep=plan.sweep)] == ["interrupted", "interrupted"]
+    assert info.value.args[0].interrupted == 2 and ex.cancelled is True
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+
+
+def test_signal_while_writing_a_result_completes_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGINT inside the write of a finished point's result: the row is completed (finished,
+    counted done), then the sweep stops and the point still in flight is marked interrupted."""
+    store = Store(tmp_path)
+    plan = plan_sweep("stable-minima", None, ["seed=0:3"], TINY_SETS)
+    finish = store.finish_run
+
+    def interrupted_finish(run_id, status, *a, **k):
+        if status == "finished":
+            os.kill(os.getpid(), signal.SIGINT)
+        return finish(run_id, status, *a, **k)
+
+    monkeypatch.setattr(store, "finish_run", interrupted_finish)
+    with pytest.raises(KeyboardInterrupt) as info:
+        run_sweep(plan, store, _FakeExecutor())
+    assert [r["status"] for r in store.runs(sweep=plan.sweep)] == ["finished", "interrupted"]
+    stats = info.value.args[0]
+    assert (stats.done, stats.interrupted) == (1, 1)
 
 
 def test_mean_interval_min_max_below_five_bootstrap_from_five() -> None:

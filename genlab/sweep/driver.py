@@ -5,14 +5,17 @@ A point is done when the store holds a ``finished`` or ``diverged`` run of the s
 config hash; failed and interrupted points are run again (their old rows stay as history).
 A run row is created when its point is dispatched (``running``) and completed when its result
 comes back; on SIGINT/SIGTERM the points in flight are marked ``interrupted`` and the workers stopped.
+A signal that arrives while a row and the table of points in flight change together (a point being
+dispatched, a result being written) takes effect right after that step, so no row is left ``running``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from genlab.config import build_config, config_hash, short_repr
 from genlab.errors import InputError
@@ -110,12 +113,48 @@ def _emit_progress(executor: Any, plan: SweepPlan, emit: Callable[..., None], st
                  {"description": description, "completed": completed, "total": total, "unit": unit})
 
 
-class _Interrupted(BaseException):
-    pass
+class _Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM; a KeyboardInterrupt, so that libraries that poll for signals inside
+    their own waits (Ray's ``ray.wait``) hand it on as they do Ctrl-C."""
 
 
-def _raise(signum: int, frame: Any) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
+class _Signals:
+    """SIGINT and SIGTERM raise ``_Interrupted``, except inside :meth:`held`, where the signal is
+    kept and raised when the held step is complete (Python runs signal handlers in the main thread
+    between two bytecodes, so without this a Ctrl-C could fall between a store write and the
+    bookkeeping of the points in flight)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending: str | None = None
+        self.received: str | None = None  # the last signal's name (Ray re-raises a plain KeyboardInterrupt)
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = self.received = signal.Signals(signum).name
+        if self._depth:
+            self._pending = self._pending or name
+            return
+        raise _Interrupted(name)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending:
+            name, self._pending = self._pending, None
+            raise _Interrupted(name)
+
+    def restore(self) -> None:
+        """Put the previous handlers back (idempotent): a second Ctrl-C during cleanup is a plain one."""
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
 
 def run_sweep(
@@ -137,35 +176,38 @@ def run_sweep(
     emit("start", None, stats, None)
     in_flight: dict[Any, tuple[Point, int]] = {}
     queue = list(pending)
-    previous = signal.signal(signal.SIGTERM, _raise)
+    signals = _Signals()
     try:
         while queue or in_flight:
             while queue and len(in_flight) < executor.slots:
-                point = queue.pop(0)
-                run_id = store.create_run(
-                    plan.experiment, point.config, point.hash, int(point.config.get("seed", 0)),
-                    preset=plan.preset, sweep=plan.sweep,
-                )
-                in_flight[executor.submit(plan.experiment, point.config, token=point.index)] = (point, run_id)
+                with signals.held():  # the row and its entry in in_flight appear together
+                    point = queue.pop(0)
+                    run_id = store.create_run(
+                        plan.experiment, point.config, point.hash, int(point.config.get("seed", 0)),
+                        preset=plan.preset, sweep=plan.sweep,
+                    )
+                    in_flight[executor.submit(plan.experiment, point.config, token=point.index)] = (point, run_id)
             _emit_progress(executor, plan, emit, stats)
             for handle, out in executor.wait(list(in_flight), timeout=0.5):
-                point, run_id = in_flight.pop(handle)
-                _write_result(store, run_id, out)
-                if out["status"] == "failed":
-                    stats.failed += 1
-                    stats.errors.append(f"point {point.values}: {out.get('summary') or 'failed'}")
-                    emit("failed", point, stats, out)
-                else:
-                    stats.done += 1
-                    emit("done", point, stats, out)
-    except (KeyboardInterrupt, _Interrupted) as exc:
+                with signals.held():  # a result leaves in_flight when its row is complete
+                    point, run_id = in_flight.pop(handle)
+                    _write_result(store, run_id, out)
+                    failed = out["status"] == "failed"
+                    if failed:
+                        stats.failed += 1
+                        stats.errors.append(f"point {point.values}: {out.get('summary') or 'failed'}")
+                    else:
+                        stats.done += 1
+                emit("failed" if failed else "done", point, stats, out)
+    except KeyboardInterrupt:  # _Interrupted too
+        signals.restore()
         for point, run_id in in_flight.values():
-            store.finish_run(run_id, "interrupted", error=f"sweep interrupted ({exc or 'SIGINT'})")
+            store.finish_run(run_id, "interrupted", error=f"sweep interrupted ({signals.received or 'SIGINT'})")
         stats.interrupted = len(in_flight)
         executor.close(cancel=True)
         raise KeyboardInterrupt(stats) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.restore()
     executor.close()
     return stats
 
