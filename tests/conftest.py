@@ -22,6 +22,47 @@ def run_cli(*args: str, home: Path | None = None, timeout: float = 300, **kw) ->
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
+def _memoized_make_dataset(make_dataset):
+    """MNIST-1D's ``make_dataset`` generated once per argument set for the whole session (~4 s of
+    CPU a call; several experiments and examples in the suite call it with the package defaults).
+    A repeat call returns a deep copy of the first result and leaves the global ``random`` and
+    ``numpy.random`` states where the generator leaves them (it seeds both), so callers see
+    exactly what a fresh call gives them."""
+    import copy
+    import random
+
+    import numpy as np
+
+    done: dict = {}
+
+    def make(args=None, template=None):
+        if template is not None or args is None:
+            return make_dataset(args, template)
+        key = repr(sorted(vars(args).items()))
+        if key not in done:
+            out = make_dataset(args, template)
+            done[key] = (copy.deepcopy(out), random.getstate(), np.random.get_state())
+        out, py_state, np_state = done[key]
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        return copy.deepcopy(out)
+
+    make.__wrapped__ = make_dataset  # type: ignore[attr-defined]
+    return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mnist1d_once():
+    try:
+        import mnist1d.data
+    except ImportError:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mnist1d.data, "make_dataset", _memoized_make_dataset(mnist1d.data.make_dataset))
+        yield
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "genlab-home"

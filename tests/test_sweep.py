@@ -22,6 +22,7 @@ from genlab.sweep.driver import plan_sweep, run_sweep, sweep_runs
 from genlab.sweep.executors import InlineExecutor
 from genlab.sweep.grid import parse_grid, sweep_id
 from genlab.sweep.report import mean_interval, render_sweep_report
+from test_cli_output import call
 
 # stable-minima points of 8 data points, width 8, one step size: about 1-2 s (CLI) and 0.3 s (in process)
 # (the CLI's flow_time was 600 so that points stayed in flight long enough to be interrupted; the
@@ -117,7 +118,7 @@ def _statuses(home: Path) -> list[str]:
 
 def sigint_then_resume(tmp_path: Path, executor_args: list[str], resume_args: list[str] | None = None) -> None:
     """Start a 6-point sweep, SIGINT it (whole process group) once 2 points finished, run the same
-    command again (with ``resume_args`` in place of ``executor_args`` if given: the sweep id does
+    command again in this process (with ``resume_args`` in place of ``executor_args`` if given: the sweep id does
     not depend on the executor): only the unfinished points run; then the report shows means and
     intervals.
 
@@ -167,9 +168,8 @@ def sigint_then_resume(tmp_path: Path, executor_args: list[str], resume_args: li
         args = ["sweep", "stable-minima", "--grid", "seed=0:6", *resume_args, "--home", str(home)]
         for kv in TINY:
             args += ["--set", kv]
-    p = _genlab(*args)
-    out, err = p.communicate(timeout=HANG)
-    assert p.returncode == 0, err
+    code, _, err = call(*args)  # through the same main(), in this process (saves an interpreter's start)
+    assert code == 0, err
     assert f"{len(done_first)} points already finished" in err
     with Store(home) as s:
         second = s.runs()
@@ -184,9 +184,7 @@ def sigint_then_resume(tmp_path: Path, executor_args: list[str], resume_args: li
             assert r["id"] == done_first[r["config_hash"]]
 
     # the report: means and 95% intervals over the 6 seeds
-    from genlab.cli import main
-
-    main(["sweep-report", sweep, "--home", str(home), "--out", str(tmp_path / "r.html")])
+    assert call("sweep-report", sweep, "--home", str(home), "--out", str(tmp_path / "r.html"))[0] == 0
     page = (tmp_path / "r.html").read_text()
     assert "95% interval" in page and "seeds passing" in page
 
