@@ -190,8 +190,25 @@ def cell_ggn_eigenvalues(c, mode):
     return _rel(r.top, _top(ref_ggn(c, mode))), 1e-7
 
 
-def cell_batch_sharpness(c, mode):
-    r = P.batch_sharpness(c.model, c.loss_fn, c.data, batch_size=c.n, num_batches=1, tol=1e-10, seed=SEED, **_kw(c, mode))
+def ref_grad(c: Case, mode: str) -> torch.Tensor:
+    """The gradient of the mean loss, drawn like ref_hessian's (dropout masks from (seed, 0))."""
+    m = _copy(c, mode)
+    ps = _params(m)
+    x, y = c.data
+    with seeded(SEED, 0):
+        loss = c.loss_fn(_out(c, m, x), y)
+    gs = torch.autograd.grad(loss, ps, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for p, t in zip(ps, gs)]).detach()
+
+
+def cell_directional_sharpness(c, mode):
+    r = P.directional_sharpness(c.model, c.loss_fn, c.data, seed=SEED, **_kw(c, mode))
+    H, g = ref_hessian(c, mode), ref_grad(c, mode)
+    return _rel(r.value, float(g @ H @ g) / float(g @ g)), 1e-7
+
+
+def cell_minibatch_sharpness(c, mode):
+    r = P.minibatch_sharpness(c.model, c.loss_fn, c.data, batch_size=c.n, num_batches=1, tol=1e-10, seed=SEED, **_kw(c, mode))
     # with batch_size = N the one minibatch is every example (permuted; seeded draw (seed+0, 0))
     return _rel(r.full_batch, _top(ref_hessian(c, mode))), 1e-7
 

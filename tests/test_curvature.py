@@ -7,7 +7,7 @@ import pytest
 import torch
 from _curvature_models import dense_ggn, mse, regression_data, tanh_mlp
 
-from genlab.probes.curvature import batch_sharpness, hessian_eigenvalues
+from genlab.probes.curvature import hessian_eigenvalues, minibatch_sharpness
 from genlab.probes.dense import dense_hessian
 from genlab.recorder import MemoryRecorder
 from genlab.train import Trainer
@@ -113,7 +113,7 @@ def test_float32_model_runs_in_float32():
 
 def test_batch_sharpness_matches_dense_minibatch_hessians():
     model, (x, y) = tanh_mlp(5), regression_data(5, n=30)
-    r = batch_sharpness(model, mse, (x, y), batch_size=8, num_batches=4, tol=1e-9)
+    r = minibatch_sharpness(model, mse, (x, y), batch_size=8, num_batches=4, tol=1e-9)
     for idx, value in zip(r.batches, r.values):
         idx = torch.tensor(idx)
         exact = torch.linalg.eigvalsh(dense_hessian(model, mse, (x[idx], y[idx])))[-1].item()
@@ -122,7 +122,7 @@ def test_batch_sharpness_matches_dense_minibatch_hessians():
     assert r.full_batch == pytest.approx(full, rel=REL)
     assert r.mean == pytest.approx(np.mean(r.values))
     with pytest.raises(ValueError, match="batch_size"):
-        batch_sharpness(model, mse, (x, y), batch_size=31)
+        minibatch_sharpness(model, mse, (x, y), batch_size=31)
 
 
 def test_probe_as_trainer_measurement_records_the_sharpness():
@@ -157,13 +157,13 @@ def test_every_probe_works_as_a_measurement():
     cases = [
         (hessian_trace, {"num_matvecs": 9}, "trace"),
         (hessian_spectrum, {"num_probes": 2, "lanczos_steps": 5}, "num_outliers"),
-        (batch_sharpness, {"batch_size": 5, "num_batches": 2}, "full_batch_sharpness"),
+        (minibatch_sharpness, {"batch_size": 5, "num_batches": 2}, "full_batch_sharpness"),
         (gfs_sharpness, {"max_steps": 5}, "gfs_sharpness"),
     ]
     for probe, kwargs, key in cases:
         values = probe_measurement(1, probe, mse, (x, y), prefix="p/", **kwargs).fn(model, 0)
         assert "p/" + key in values and np.isfinite(values["p/" + key])
-    values = probe_measurement(1, batch_sharpness, mse, (x, y), batch_size=5, num_batches=2, tol=1e-9).fn(model, 0)
+    values = probe_measurement(1, minibatch_sharpness, mse, (x, y), batch_size=5, num_batches=2, tol=1e-9).fn(model, 0)
     assert values["full_batch_sharpness"] == pytest.approx(exact[-1], rel=REL)
 
 

@@ -10,7 +10,7 @@ from torch.func import functional_call, hessian
 
 from genlab.errors import InputError
 from genlab.probes.blocks import PerBlock, layer_blocks, select_parameters
-from genlab.probes.curvature import batch_sharpness, hessian_eigenvalues
+from genlab.probes.curvature import minibatch_sharpness, hessian_eigenvalues
 from genlab.probes.spectrum import hessian_spectrum
 from genlab.probes.trace import hessian_trace
 from tests._curvature_models import mse, regression_data, tanh_mlp
@@ -93,11 +93,11 @@ def test_hutchinson_on_a_block_is_unbiased():
     assert abs(t.estimate - float(h.trace())) <= 4 * t.stderr
 
 
-def test_batch_sharpness_and_spectrum_on_a_block():
+def test_minibatch_sharpness_and_spectrum_on_a_block():
     m = _model()
     x, y = regression_data(n=30, d_in=3, d_out=2)
     names = ["4.weight", "4.bias"]
-    b = batch_sharpness(m, mse, (x, y), batch_size=30, num_batches=2, tol=1e-10, params="4")
+    b = minibatch_sharpness(m, mse, (x, y), batch_size=30, num_batches=2, tol=1e-10, params="4")
     assert b.full_batch == pytest.approx(float(torch.linalg.eigvalsh(_block_hessian(m, x, y, names))[-1]), rel=1e-8)
     sp = hessian_spectrum(m, mse, (x, y), num_probes=2, lanczos_steps=10, params="4")
     assert sp.size == 10

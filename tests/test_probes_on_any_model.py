@@ -18,7 +18,7 @@ from _model_zoo import NAMES, case
 from _probe_table import CELLS, MODES, run_cell
 
 PER_EXAMPLE = {"per_example_stats", "gradient_coherence", "gradient_snr", "grand_scores", "el2n_scores", "empirical_ntk"}
-HESSIAN = {"hessian_eigenvalues", "hessian_top_eigenvalue", "batch_sharpness", "hessian_trace", "hessian_spectrum",
+HESSIAN = {"hessian_eigenvalues", "hessian_top_eigenvalue", "minibatch_sharpness", "directional_sharpness", "hessian_trace", "hessian_spectrum",
            "gfs_sharpness", "dense_hessian", "hessian_diagonal"}
 
 

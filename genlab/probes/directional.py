@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from genlab.probes._functional import Data, LossFn
-from genlab.probes._operators import curvature_call
+from genlab.probes._operators import Symmetry, curvature_call
 from genlab.probes._setup import ProbeInfo
 
 
@@ -37,10 +37,14 @@ class DirectionalSharpness:
 
 
 def directional_sharpness(model: torch.nn.Module, loss_fn: LossFn, data: Data, *, mode: str = "eval", seed: int = 0,
-                          output_fn: Any = None, batch_size_fn: Any = None) -> DirectionalSharpness:
-    """gᵀ H g / ‖g‖² of the mean loss over ``data`` (g its gradient, H its Hessian); nan when g = 0."""
+                          output_fn: Any = None, batch_size_fn: Any = None, symmetry: Symmetry = "raise") -> DirectionalSharpness:
+    """gᵀ H g / ‖g‖² of the mean loss over ``data`` (g its gradient, H its Hessian); nan when g = 0.
+
+    ``symmetry`` is the curvature probes' check of the Hessian operator on a random pair (two more
+    products): "raise" refuses a model whose second derivatives are wrong (e.g. weight_norm), as
+    every curvature probe does; "warn" measures anyway with a warning; "off" skips the check."""
     with curvature_call(model, loss_fn, data, "hessian", mode=mode, seed=seed, output_fn=output_fn,
-                        batch_size_fn=batch_size_fn, symmetry="off") as (op, info):
+                        batch_size_fn=batch_size_fn, symmetry=symmetry) as (op, info):
         loss, g = op.loss_and_grad()
         gg = float(torch.dot(g, g))
         value = float(torch.dot(g, op.matvec(g))) / gg if gg > 0 else float("nan")
