@@ -67,12 +67,17 @@ def _random(c: Case, mode: str) -> bool:
     return mode == "train" and "dropout" in c.traits
 
 
-def ref_hessian(c: Case, mode: str) -> torch.Tensor:
+def _full_loss(c: Case, mode: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The mean loss on a copy of the model (dropout masks from (seed, 0)) and the copy's parameters."""
     m = _copy(c, mode)
     ps = _params(m)
     x, y = c.data
     with seeded(SEED, 0):
-        loss = c.loss_fn(_out(c, m, x), y)
+        return c.loss_fn(_out(c, m, x), y), ps
+
+
+def ref_hessian(c: Case, mode: str) -> torch.Tensor:
+    loss, ps = _full_loss(c, mode)
     gs = torch.autograd.grad(loss, ps, create_graph=True, allow_unused=True)
     g = torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for p, t in zip(ps, gs)])
     rows = []
@@ -192,11 +197,7 @@ def cell_ggn_eigenvalues(c, mode):
 
 def ref_grad(c: Case, mode: str) -> torch.Tensor:
     """The gradient of the mean loss, drawn like ref_hessian's (dropout masks from (seed, 0))."""
-    m = _copy(c, mode)
-    ps = _params(m)
-    x, y = c.data
-    with seeded(SEED, 0):
-        loss = c.loss_fn(_out(c, m, x), y)
+    loss, ps = _full_loss(c, mode)
     gs = torch.autograd.grad(loss, ps, allow_unused=True)
     return torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for p, t in zip(ps, gs)]).detach()
 
