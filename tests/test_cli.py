@@ -25,9 +25,11 @@ SMALL = ["--set", "n=12", "--set", "width=16", "--set", "flow_time=1000"]
 
 @pytest.fixture(scope="module")
 def quick_home(tmp_path_factory) -> Path:
+    """The run in-process through main() (the interpreter's own runs: the SIGKILL and SIGTERM tests
+    below; show/runs below read it through the interpreter)."""
     home = tmp_path_factory.mktemp("quick") / "home"
-    r = run_cli("run", "stable-minima", "--quick", *SMALL, home=home)
-    assert r.returncode == 0, r.stderr
+    code, _, err = call("run", "stable-minima", "--quick", *SMALL, "--home", str(home))
+    assert code == 0, err
     return home
 
 
