@@ -80,8 +80,9 @@ class RandomInterpolators(Experiment):
     title = "Random interpolating networks generalize with narrow teachers"
     paper = PAPER
     notes = {
-        "wider teacher": ("Buzaglo et al.: the sample size needed grows with the teacher's complexity", "too few samples or n too small", "rerun with --full"),
-        "teacher width matters more": ("Buzaglo et al.: the student's width barely matters", "a small grid", "rerun with --full"),
+        "wider teacher": ("Buzaglo et al.: the sample size needed grows with the teacher's complexity", "too few samples or n too small (guess and check finds no interpolator of a wide teacher beyond n = 8–16 at d = 8 in 4 million draws)",
+                          "rerun with --full; at full scale too, the common n is limited by the sampler (README)"),
+        "teacher width matters more": ("Buzaglo et al.: the student's width barely matters", "a small grid, or a common n too small to separate teachers", "rerun with --full; see the full preset's result in the README"),
         "interpolators found": ("that guess and check found interpolators at every n", "acceptance rate too small at large n", "raise max_draws or lower ns"),
     }
     captions = {"curves.png": "Mean test error of sampled interpolators against n, per teacher width k (colour) and student width m (line style); dotted: SGD students: both claims."}
