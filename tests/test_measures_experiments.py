@@ -155,3 +155,13 @@ def test_measures_stored_with_a_zoo_member_are_read_back_only_when_their_setting
     assert calls == [] and rows[0]["measures"] == stored["values"]  # same settings: read, not recomputed
     zoo_rows(ZooConfig(zoo="s2", draws=3, ascent_steps=2, seed=cfg["seed"]), SimpleNamespace(store=store))
     assert calls == [1]  # other settings: recomputed
+
+
+@pytest.mark.parametrize("bad", ["a b", "../x", "x\x00", "-x", "a" * 65])
+def test_zoo_name_is_a_sweep_id_or_empty(bad):
+    from genlab.errors import InputError
+    from genlab.experiments import get_experiment
+
+    with pytest.raises(InputError, match="zoo"):
+        build_config(get_experiment("measures-ranking").Config, "quick", {"zoo": bad})
+    assert build_config(get_experiment("measures-ranking").Config, "quick", {"zoo": "mnist1d-zoo"}).zoo == "mnist1d-zoo"

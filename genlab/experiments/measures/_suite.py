@@ -44,7 +44,8 @@ class ZooConfig(ExperimentConfig):
     ascent_steps: int = Field(5, ge=1, le=100, description="sign-ascent steps of the sharpness search")
     bootstrap: int = Field(200, ge=10, le=5000, description="bootstrap resamples of every interval")
     cmi_bootstrap: int = Field(50, ge=10, le=1000, description="bootstrap resamples of the CMI score K (costly: pairs × conditioning sets)")
-    zoo: str = Field("", max_length=64, description="read the zoo from this zoo-model sweep in the store instead of training it")
+    zoo: str = Field("", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$",
+                     description="read the zoo from this zoo-model sweep in the store instead of training it (a sweep id: letters, digits, . _ -; empty: train it here)")
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
