@@ -220,11 +220,13 @@ def test_signal_while_dispatching_leaves_no_running_row(tmp_path: Path, sig: sig
     store = Store(tmp_path)
     plan = plan_sweep("stable-minima", None, ["seed=0:3"], TINY_SETS)
     ex = _FakeExecutor(lambda token: os.kill(os.getpid(), sig) if token == 1 else None)
+    # the process's own handlers (SIG_IGN for SIGINT when the suite runs as a background job)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(KeyboardInterrupt) as info:
         run_sweep(plan, store, ex)
     assert [r["status"] for r in store.runs(sweep=plan.sweep)] == ["interrupted", "interrupted"]
     assert info.value.args[0].interrupted == 2 and ex.cancelled is True
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers put back
 
 
 def test_signal_while_writing_a_result_completes_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
