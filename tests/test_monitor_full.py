@@ -249,3 +249,27 @@ def test_paused_time_is_not_loop_time(monkeypatch):
                 clock.now += 100.0  # an evaluation pass
         mon.step((x, y))
     assert mon.budget.loop_time == pytest.approx(0.09)  # 9 steps after the first, 10 ms each
+
+
+def test_the_hessian_symmetry_check_runs_until_one_curvature_call_passes(monkeypatch):
+    """The check costs two products per call; the Monitor runs it once, on its first curvature
+    measurement, and a model whose second derivatives are wrong (weight_norm) is still refused."""
+    from genlab.probes._operators import CurvatureOperator
+
+    calls: list[str] = []
+    real = CurvatureOperator.check_symmetry
+    monkeypatch.setattr(CurvatureOperator, "check_symmetry", lambda self, policy="raise": calls.append(policy) or real(self, policy))
+    model = _mlp()
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mon = Monitor(model, F.cross_entropy, opt, probes=["sharpness", "trace", "batch_sharpness"], every=1)
+    for _ in range(3):
+        mon.step((x, y))
+    assert len(mon.history["sharpness"]) == len(mon.history["trace"]) == len(mon.history["batch_sharpness"]) == 3
+    assert calls.count("raise") == 1 and set(calls) == {"raise", "off"}
+
+    torch.manual_seed(0)
+    wn = torch.nn.Sequential(torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 8)), torch.nn.Tanh(),
+                             torch.nn.Linear(8, 3)).double()
+    with pytest.raises(InputError, match="not symmetric"):
+        Monitor(wn, F.cross_entropy, None, probes=["batch_sharpness"], every=1).step((x, y))

@@ -56,6 +56,7 @@ from genlab.probes.per_example import PerExampleStats, per_example_stats
 from genlab.probes.preconditioned import adam_preconditioner, preconditioned_sharpness
 from genlab.probes.spectrum import hessian_spectrum
 from genlab.probes.trace import hessian_trace
+from genlab.probes._operators import Symmetry
 from genlab.probes._setup import forward_with_copies, take
 from genlab.store import Store, Verdict
 
@@ -286,6 +287,9 @@ class Monitor:
         self.skipped: dict[str, int] = {}
         self._last: dict[str, int] = {}
         self._ritz: torch.Tensor | None = None
+        # the Hessian's symmetry check (two products) runs on curvature calls until one passes: the
+        # model's second derivatives are as right at every step as at the first
+        self._symmetry: Symmetry = "raise"
         self.blocks = _blocks(model, params, per_layer)
         self._block_ritz: dict[str, torch.Tensor] = {}
         self._probe_batch = probe_batch
@@ -589,32 +593,35 @@ class Monitor:
         m, lf = self.model, self.loss_fn
         if th.quantity == "preconditioned_sharpness":
             r = preconditioned_sharpness(m, lf, batch, adam_preconditioner(self.optimizer, m),  # type: ignore[arg-type]
-                                         tol=self.sharpness_tol, v0=self._ritz)
+                                         tol=self.sharpness_tol, v0=self._ritz, symmetry=self._symmetry)
         else:
-            r = hessian_eigenvalues(m, lf, batch, tol=self.sharpness_tol, v0=self._ritz)
+            r = hessian_eigenvalues(m, lf, batch, tol=self.sharpness_tol, v0=self._ritz, symmetry=self._symmetry)
+        self._symmetry = "off"
         self._ritz = r.ritz_vector
         out = {th.quantity: r.top}
         if th.value is not None:
             out["threshold"] = th.value
             out["threshold_ratio"] = r.top / th.value
         for b, names in self.blocks.items():
-            e = hessian_eigenvalues(m, lf, batch, tol=self.sharpness_tol, v0=self._block_ritz.get(b), params=names)
+            e = hessian_eigenvalues(m, lf, batch, tol=self.sharpness_tol, v0=self._block_ritz.get(b), params=names, symmetry="off")
             self._block_ritz[b] = e.ritz_vector  # type: ignore[assignment]
             out[f"sharpness/{b}"] = e.top
         return out
 
     def _trace(self, batch: Any) -> dict[str, float]:
         m, lf, n = self.model, self.loss_fn, self.trace_matvecs
-        r = hessian_trace(m, lf, batch, method="hutchinson", num_matvecs=n, seed=self.t)
+        r = hessian_trace(m, lf, batch, method="hutchinson", num_matvecs=n, seed=self.t, symmetry=self._symmetry)
+        self._symmetry = "off"
         out = {"trace": r.estimate, "trace_se": r.stderr}
         for b, names in self.blocks.items():
-            rb = hessian_trace(m, lf, batch, method="hutchinson", num_matvecs=n, seed=self.t, params=names)
+            rb = hessian_trace(m, lf, batch, method="hutchinson", num_matvecs=n, seed=self.t, params=names, symmetry="off")
             out.update({f"trace/{b}": rb.estimate, f"trace_se/{b}": rb.stderr})
         return out
 
     def _batch_sharpness(self, batch: Any) -> dict[str, float]:
         """One sample g_BᵀH_Bg_B/‖g_B‖² on this step's batch; against 2/η for plain SGD only."""
-        r = directional_sharpness(self.model, self.loss_fn, batch)
+        r = directional_sharpness(self.model, self.loss_fn, batch, symmetry=self._symmetry)
+        self._symmetry = "off"
         out = {"batch_sharpness": r.value}
         opt = self.optimizer
         if type(opt) is torch.optim.SGD and not float(opt.param_groups[0].get("momentum", 0) or 0):
@@ -626,7 +633,8 @@ class Monitor:
         return out
 
     def _spectrum(self, batch: Any) -> dict[str, float]:
-        r = hessian_spectrum(self.model, self.loss_fn, batch, num_probes=3, lanczos_steps=30, seed=self.t)
+        r = hessian_spectrum(self.model, self.loss_fn, batch, num_probes=3, lanczos_steps=30, seed=self.t, symmetry=self._symmetry)
+        self._symmetry = "off"
         self.spectrum = r
         out = {"spectrum.bulk_low": r.bulk[0], "spectrum.bulk_high": r.bulk[1], "spectrum.num_outliers": float(len(r.outliers))}
         for j in (1, 2):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from genlab.probes._functional import Data, LossFn
-from genlab.probes._operators import CurvatureOperator, curvature_call
+from genlab.probes._operators import CurvatureOperator, Symmetry, curvature_call
 from genlab.probes.curvature import EigenResult, operator_eigenvalues
 
 
@@ -36,14 +36,15 @@ class _Preconditioned:
 
 def preconditioned_sharpness(
     model: torch.nn.Module, loss_fn: LossFn, data: Data, diag: torch.Tensor, tol: float = 1e-4, seed: int = 0, v0: torch.Tensor | None = None,
-    *, mode: str = "eval",
+    *, mode: str = "eval", symmetry: Symmetry = "raise",
 ) -> EigenResult:
     """λ_max(P⁻¹H) for the diagonal preconditioner P = diag(``diag``) (a flat vector > 0 over the
     trainable parameters, in ``model.named_parameters()`` order). The returned Ritz vector is that of
     the symmetric form (for warm starts). The model is unchanged. Measured in ``mode`` (default eval)
     inside the frame every curvature probe uses (:func:`genlab.probes._operators.curvature_call`:
-    data checks, attention on twice-differentiable kernels, e.g. for ``nn.TransformerEncoderLayer``)."""
-    with curvature_call(model, loss_fn, data, mode=mode, seed=seed) as (op, info):
+    data checks, attention on twice-differentiable kernels, e.g. for ``nn.TransformerEncoderLayer``;
+    ``symmetry``: its check of the Hessian on a random pair)."""
+    with curvature_call(model, loss_fn, data, mode=mode, seed=seed, symmetry=symmetry) as (op, info):
         d = diag.detach().reshape(-1)
         if d.numel() != op.size or not bool((d > 0).all()):
             raise ValueError(f"diag must have {op.size} entries, all > 0")
