@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from genlab.probes.distance import distance_from_init
 from genlab.probes.measures import norm_measures
 from genlab.probes.measures_alpha import mean_layer_alpha
 from genlab.probes.measures_flatness import pac_bayes_bound, pac_bayes_sigma, sharpness_alpha
@@ -81,7 +82,7 @@ def all_measures(
         pb = pac_bayes_sigma(model, x, y, draws=draws, seed=seed)
         out["pacbayes_flatness"] = pb.flatness
         if init_state is not None:
-            dist_all = sum(float((p.detach().double() - init_state[n].double()).pow(2).sum()) for n, p in model.named_parameters())
+            dist_all = distance_from_init(model, init_state).total ** 2
             out["log_pacbayes_bound"] = math.log(pac_bayes_bound(dist_all, pb.scale, len(y)))
     if "pacbayes_mag_flatness" in want:
         out["pacbayes_mag_flatness"] = pac_bayes_sigma(model, x, y, draws=draws, magnitude_aware=True, seed=seed).flatness

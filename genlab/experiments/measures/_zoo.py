@@ -138,11 +138,12 @@ def member_measures(m: Member, data: ClassificationData, seed: int, draws: int, 
     """Every measure of :func:`genlab.probes.measures_suite.all_measures` on the member's training
     subset, with the settings that produced them (so a reader can tell whether they match its own)
     and ‖θ − θ₀‖² over all parameters."""
+    from genlab.probes.distance import distance_from_init
     from genlab.probes.measures_suite import all_measures
 
     n = int(m.spec["n_train"])
     values = all_measures(m.model, data.x[:n], data.y[:n], m.init_state, seed=seed, draws=draws, ascent_steps=ascent_steps)
-    dist = sum(float((p.detach().double() - m.init_state[k].double()).pow(2).sum()) for k, p in m.model.named_parameters())
+    dist = distance_from_init(m.model, m.init_state).total ** 2
     return {"settings": measure_settings(seed, draws, ascent_steps), "values": values, "dist_all_sq": dist}
 
 
